@@ -1,0 +1,37 @@
+// Autoregressive generation on the CPU with the MLA latent cache: prefill the prompt in one
+// forward_cached call, then one token per step. Each new token is handed to on_token as soon as
+// it is chosen (streaming); returning false from on_token stops generation.
+// Stops after max_new_tokens, or when a token in stop_ids is produced (that token is returned
+// as the last element but reported with is_stop = true so callers can hide it).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "dseek/infer/latent_cache.h"
+#include "dseek/infer/sampler.h"
+#include "dseek/model/model.h"
+
+namespace dseek {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 128;
+  SamplerConfig sampler;          // temperature 0 = greedy
+  std::vector<int32_t> stop_ids;  // e.g. EOS; empty = never stop on a token
+};
+
+struct GenerateStats {
+  int64_t prompt_tokens = 0, new_tokens = 0;
+  double prefill_s = 0, decode_s = 0;
+  bool stopped_by_token = false;
+};
+
+using TokenCallback = std::function<bool(int32_t id, bool is_stop)>;
+
+std::vector<int32_t> generate(const Model& m, LatentCache& cache,
+                              const std::vector<int32_t>& prompt, const GenerateOptions& opt,
+                              const TokenCallback& on_token = nullptr,
+                              GenerateStats* stats = nullptr);
+
+}  // namespace dseek

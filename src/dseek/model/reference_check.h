@@ -1,0 +1,37 @@
+// The verifier behind `dseek check-reference`: compares what dseek computes with a reference
+// file made by transformers (layout in tests/fixtures/README.md): input_ids [B, T], logits
+// [B, T, V], loss [1], generate.prompt / generate.output (greedy, 16 new tokens).
+// Relative error = ||ours - ref|| / ||ref|| (Frobenius). Also checks that decoding with the
+// latent cache (absorbed MLA) reproduces the full forward's logits at every position.
+// Tolerances (the README's): logits 1e-5, loss 1e-5, cache vs full 1e-5, generation identical.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dseek/model/model.h"
+
+namespace dseek {
+
+class SafeTensorsFile;
+
+struct ReferenceTolerances {
+  double logits = 1e-5, loss = 1e-5, cache = 1e-5;
+};
+
+struct ReferenceReport {
+  double logits_rel_err = -1, loss = 0, loss_ref = 0, loss_rel_err = -1, cache_rel_err = -1;
+  bool generation_checked = false, generation_match = false;
+  std::vector<int32_t> generated, generated_ref;
+  bool ok = false;
+  nlohmann::json to_json() const;
+};
+
+double relative_error(const float* ours, const float* ref, int64_t n);
+
+ReferenceReport check_reference(const Model& m, const SafeTensorsFile& ref,
+                                const ReferenceTolerances& tol = {});
+
+}  // namespace dseek

@@ -1,0 +1,23 @@
+// Linear layer, nn.Linear convention: out[n, o] = sum_i in[n, i] * W[o, i] (+ bias[o]).
+// Shapes: in [N, IN], W [OUT, IN] (row-major, as stored in checkpoints), out [N, OUT].
+// linear_forward uses BLAS sgemm; linear_forward_naive is the plain-loop reference (fp64 acc).
+#pragma once
+
+#include <cstdint>
+
+namespace dseek {
+
+void linear_forward(float* out, const float* in, const float* W, const float* bias, int64_t N,
+                    int64_t IN, int64_t OUT);
+void linear_forward_naive(float* out, const float* in, const float* W, const float* bias, int64_t N,
+                          int64_t IN, int64_t OUT);
+
+// out[M, N] (+)= A[M, K] * B[N, K]^T with explicit leading dims; beta = 0 overwrites, 1
+// accumulates.
+void gemm_nt(float* out, int64_t ldo, const float* A, int64_t lda, const float* B, int64_t ldb,
+             int64_t M, int64_t N, int64_t K, float beta);
+// out[M, N] (+)= A[M, K] * B[K, N]
+void gemm_nn(float* out, int64_t ldo, const float* A, int64_t lda, const float* B, int64_t ldb,
+             int64_t M, int64_t N, int64_t K, float beta);
+
+}  // namespace dseek
