@@ -1,5 +1,5 @@
-// The three transformers fixtures (tests/fixtures/README.md): logits, loss, greedy generation
-// and latent-cache decoding, at the README's tolerances.
+// The three transformers fixtures (tests/fixtures/README.md): logits, loss, greedy generation,
+// latent-cache decoding and the gradient of every parameter, at the README's tolerances.
 #include <gtest/gtest.h>
 
 #include "dseek/io/safetensors.h"
@@ -21,6 +21,9 @@ TEST_P(FixtureModel, MatchesTransformers) {
   EXPECT_LT(r.cache_rel_err, 1e-5);
   ASSERT_TRUE(r.generation_checked);
   EXPECT_EQ(r.generated, r.generated_ref);
+  ASSERT_TRUE(r.grads_checked);
+  EXPECT_GT(r.grads_compared, 100);
+  EXPECT_LT(r.grad_max_rel_err, 1e-4) << r.grad_worst;
   EXPECT_TRUE(r.ok);
   // a float32 forward should land near 6e-7 (SPEC §8b); anything above ~1e-6 is a bug
   EXPECT_LT(r.logits_rel_err, 2e-6);

@@ -339,7 +339,7 @@ json ModelConfig::to_json() const {
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["bos_token_id"] = bos_token_id;
   j["eos_token_id"] = eos_token_id;
-  j["num_nextn_predict_layers"] = num_nextn_predict_layers;
+  j["num_nextn_predict_layers"] = mtp_depth;
   if (v3) {
     j["rope_interleave"] = rope_interleave;
     j["scoring_func"] = "sigmoid";

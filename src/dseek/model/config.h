@@ -60,7 +60,8 @@ struct ModelConfig {
   bool mlp_bias = false;
   bool tie_word_embeddings = false;
   int64_t bos_token_id = 0, eos_token_id = 1;
-  int64_t num_nextn_predict_layers = 0;  // MTP depth in the checkpoint (may ship no tensors)
+  int64_t num_nextn_predict_layers = 0;  // MTP depth in config.json (may ship no tensors)
+  int64_t mtp_depth = 0;  // MTP modules present in this model's weights (set on load/init)
 
   // derived
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }

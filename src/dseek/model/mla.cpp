@@ -17,28 +17,42 @@ constexpr float kLoraNormEps = 1e-6f;  // q_a_layernorm / kv_a_layernorm are bui
 const float* opt(const Tensor& t) {
   return t.empty() ? nullptr : t.ptr();
 }
+float* opt(Tensor& t) {
+  return t.empty() ? nullptr : t.ptr();
+}
 
 // Shared preamble: q [N, H*Dqk] with rope applied to q_pe; c [N, Dc] normalized latent;
-// kpe [N, Dr] rotated shared key.
+// kpe [N, Dr] rotated shared key. With `a`, also keeps cq, rstd_q, cqn, kva, rstd_kv.
 void mla_project(std::vector<float>& q, std::vector<float>& c, std::vector<float>& kpe,
                  const float* x, const LayerWeights& L, const ModelConfig& cfg, const float* cos_t,
-                 const float* sin_t, int64_t N) {
+                 const float* sin_t, int64_t N, MlaActs* a = nullptr) {
   const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
   const int64_t Dq = cfg.q_lora_rank;
   q.resize(N * H * Dqk);
   if (Dq > 0) {
-    std::vector<float> cq(N * Dq);
+    std::vector<float> cq_local, rq_local, cqn_local;
+    std::vector<float>& cq = a ? a->cq : cq_local;
+    std::vector<float>& rq = a ? a->rstd_q : rq_local;
+    std::vector<float>& cqn = a ? a->cqn : cqn_local;
+    cq.resize(N * Dq);
+    rq.resize(N);
+    cqn.resize(N * Dq);
     linear_forward(cq.data(), x, L.q_a_proj.ptr(), opt(L.q_a_bias), N, C, Dq);
-    rmsnorm_forward(cq.data(), Dq, nullptr, cq.data(), Dq, L.q_a_norm.ptr(), N, Dq, kLoraNormEps);
-    linear_forward(q.data(), cq.data(), L.q_b_proj.ptr(), nullptr, N, Dq, H * Dqk);
+    rmsnorm_forward(cqn.data(), Dq, rq.data(), cq.data(), Dq, L.q_a_norm.ptr(), N, Dq,
+                    kLoraNormEps);
+    linear_forward(q.data(), cqn.data(), L.q_b_proj.ptr(), nullptr, N, Dq, H * Dqk);
   } else {
     linear_forward(q.data(), x, L.q_proj.ptr(), nullptr, N, C, H * Dqk);
   }
-  std::vector<float> kva(N * (Dc + Dr));
+  std::vector<float> kva_local, rkv_local;
+  std::vector<float>& kva = a ? a->kva : kva_local;
+  std::vector<float>& rkv = a ? a->rstd_kv : rkv_local;
+  kva.resize(N * (Dc + Dr));
+  rkv.resize(N);
   linear_forward(kva.data(), x, L.kv_a_proj.ptr(), opt(L.kv_a_bias), N, C, Dc + Dr);
   c.resize(N * Dc);
-  rmsnorm_forward(c.data(), Dc, nullptr, kva.data(), Dc + Dr, L.kv_a_norm.ptr(), N, Dc,
+  rmsnorm_forward(c.data(), Dc, rkv.data(), kva.data(), Dc + Dr, L.kv_a_norm.ptr(), N, Dc,
                   kLoraNormEps);
   kpe.resize(N * Dr);
   for (int64_t n = 0; n < N; n++)
@@ -49,23 +63,42 @@ void mla_project(std::vector<float>& q, std::vector<float>& c, std::vector<float
 }
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// naive path: forward (reference, training) and its backward
+
 void mla_forward_naive(float* out, const float* x, const LayerWeights& L, const ModelConfig& cfg,
-                       const float* cos_t, const float* sin_t, int64_t B, int64_t T) {
+                       const float* cos_t, const float* sin_t, int64_t B, int64_t T,
+                       MlaActs* save) {
   const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
   const int64_t Dv = cfg.v_head_dim, N = B * T;
   // rope tables are per position; repeat them for each sequence of the batch
   const int64_t half = Dr / 2;
-  std::vector<float> cb(N * half), sb(N * half);
+  std::vector<float> cb_local, sb_local;
+  std::vector<float>& cb = save ? save->cos_t : cb_local;
+  std::vector<float>& sb = save ? save->sin_t : sb_local;
+  cb.resize(N * half);
+  sb.resize(N * half);
   for (int64_t b = 0; b < B; b++) {
     std::copy(cos_t, cos_t + T * half, cb.data() + b * T * half);
     std::copy(sin_t, sin_t + T * half, sb.data() + b * T * half);
   }
-  std::vector<float> q, c, kpe;
-  mla_project(q, c, kpe, x, L, cfg, cb.data(), sb.data(), N);
+  std::vector<float> q_local, c_local, kpe, K_local, V_local, o_local, p_local;
+  std::vector<float>& q = save ? save->q : q_local;
+  std::vector<float>& c = save ? save->c : c_local;
+  std::vector<float>& K = save ? save->K : K_local;
+  std::vector<float>& V = save ? save->V : V_local;
+  std::vector<float>& o = save ? save->o : o_local;
+  if (save) {
+    save->x.assign(x, x + N * C);
+    save->B = B;
+    save->T = T;
+  }
+  mla_project(q, c, kpe, x, L, cfg, cb.data(), sb.data(), N, save);
   std::vector<float> kv(N * H * (Dn + Dv));
   linear_forward(kv.data(), c.data(), L.kv_b_proj.ptr(), nullptr, N, Dc, H * (Dn + Dv));
-  std::vector<float> K(N * H * Dqk), V(N * H * Dv);
+  K.resize(N * H * Dqk);
+  V.resize(N * H * Dv);
   for (int64_t n = 0; n < N; n++)
     for (int64_t h = 0; h < H; h++) {
       const float* src = kv.data() + (n * H + h) * (Dn + Dv);
@@ -74,15 +107,84 @@ void mla_forward_naive(float* out, const float* x, const LayerWeights& L, const 
       std::copy(kpe.data() + n * Dr, kpe.data() + (n + 1) * Dr, k + Dn);
       std::copy(src + Dn, src + Dn + Dv, V.data() + (n * H + h) * Dv);
     }
-  std::vector<float> o(N * H * Dv);
+  o.resize(N * H * Dv);
+  float* probs = nullptr;
+  if (save) {
+    save->probs.resize(B * H * T * T);
+    probs = save->probs.data();
+  }
   const float scale = cfg.softmax_scale();
   for (int64_t b = 0; b < B; b++) {
     const int64_t off = b * T * H;
-    attention_forward(o.data() + off * Dv, nullptr, q.data() + off * Dqk, K.data() + off * Dqk,
-                      V.data() + off * Dv, T, H, Dqk, Dv, scale);
+    attention_forward(o.data() + off * Dv, probs ? probs + b * H * T * T : nullptr,
+                      q.data() + off * Dqk, K.data() + off * Dqk, V.data() + off * Dv, T, H, Dqk,
+                      Dv, scale);
   }
   linear_forward(out, o.data(), L.o_proj.ptr(), opt(L.o_bias), N, H * Dv, C);
 }
+
+void mla_backward(float* dx, LayerWeights& G, const float* dout, const LayerWeights& L,
+                  const ModelConfig& cfg, const MlaActs& a) {
+  const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
+  const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
+  const int64_t Dv = cfg.v_head_dim, Dq = cfg.q_lora_rank, B = a.B, T = a.T, N = B * T;
+  const int64_t half = Dr / 2;
+  // out = o W_o^T (+ b_o)
+  std::vector<float> d_o(N * H * Dv);
+  linear_backward(d_o.data(), G.o_proj.ptr(), opt(G.o_bias), dout, a.o.data(), L.o_proj.ptr(), N,
+                  H * Dv, C);
+  // attention per sequence
+  std::vector<float> dq(N * H * Dqk), dK(N * H * Dqk), dV(N * H * Dv);
+  const float scale = cfg.softmax_scale();
+  for (int64_t b = 0; b < B; b++) {
+    const int64_t off = b * T * H;
+    attention_backward(dq.data() + off * Dqk, dK.data() + off * Dqk, dV.data() + off * Dv,
+                       d_o.data() + off * Dv, a.q.data() + off * Dqk, a.K.data() + off * Dqk,
+                       a.V.data() + off * Dv, a.probs.data() + b * H * T * T, T, H, Dqk, Dv, scale);
+  }
+  // K = [k_nope | k_pe (shared by heads)], V  ->  dkv [N, H, Dn+Dv], dkpe [N, Dr]
+  std::vector<float> dkv(N * H * (Dn + Dv)), dkva(N * (Dc + Dr), 0.0f);
+  for (int64_t n = 0; n < N; n++) {
+    float* dpe = dkva.data() + n * (Dc + Dr) + Dc;
+    for (int64_t h = 0; h < H; h++) {
+      const float* dk = dK.data() + (n * H + h) * Dqk;
+      float* d = dkv.data() + (n * H + h) * (Dn + Dv);
+      std::copy(dk, dk + Dn, d);
+      std::copy(dV.data() + (n * H + h) * Dv, dV.data() + (n * H + h + 1) * Dv, d + Dn);
+      for (int64_t i = 0; i < Dr; i++) dpe[i] += dk[Dn + i];
+    }
+  }
+  // kv = c W_kvb^T
+  std::vector<float> dc(N * Dc);
+  linear_backward(dc.data(), G.kv_b_proj.ptr(), nullptr, dkv.data(), a.c.data(), L.kv_b_proj.ptr(),
+                  N, Dc, H * (Dn + Dv));
+  // c = RMSNorm(kva[:, :Dc]);  k_pe = RoPE(kva[:, Dc:])
+  rmsnorm_backward(dkva.data(), Dc + Dr, G.kv_a_norm.ptr(), dc.data(), Dc, a.kva.data(), Dc + Dr,
+                   L.kv_a_norm.ptr(), a.rstd_kv.data(), N, Dc);
+  rope_backward(dkva.data() + Dc, N, 1, Dc + Dr, Dr, a.cos_t.data(), a.sin_t.data(), half,
+                cfg.rope_interleave);
+  // kva = x W_kva^T (+ b)
+  linear_backward(dx, G.kv_a_proj.ptr(), opt(G.kv_a_bias), dkva.data(), a.x.data(),
+                  L.kv_a_proj.ptr(), N, C, Dc + Dr);
+  // q: RoPE on q_pe, then the projections
+  rope_backward(dq.data() + Dn, N, H, H * Dqk, Dqk, a.cos_t.data(), a.sin_t.data(), half,
+                cfg.rope_interleave);
+  if (Dq > 0) {
+    std::vector<float> dcqn(N * Dq), dcq(N * Dq);
+    linear_backward(dcqn.data(), G.q_b_proj.ptr(), nullptr, dq.data(), a.cqn.data(),
+                    L.q_b_proj.ptr(), N, Dq, H * Dqk);
+    rmsnorm_backward(dcq.data(), Dq, G.q_a_norm.ptr(), dcqn.data(), Dq, a.cq.data(), Dq,
+                     L.q_a_norm.ptr(), a.rstd_q.data(), N, Dq);
+    linear_backward(dx, G.q_a_proj.ptr(), opt(G.q_a_bias), dcq.data(), a.x.data(), L.q_a_proj.ptr(),
+                    N, C, Dq, /*accumulate=*/true);
+  } else {
+    linear_backward(dx, G.q_proj.ptr(), nullptr, dq.data(), a.x.data(), L.q_proj.ptr(), N, C,
+                    H * Dqk, /*accumulate=*/true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// absorbed path: inference over the latent cache
 
 void mla_forward_absorbed(float* out, const float* x, const LayerWeights& L, const ModelConfig& cfg,
                           const float* cos_t, const float* sin_t, int64_t S, LatentCache& cache,

@@ -4,6 +4,7 @@
 
 #include "dseek/infer/generate.h"
 #include "dseek/io/safetensors.h"
+#include "dseek/model/model_train.h"
 
 namespace dseek {
 
@@ -29,6 +30,11 @@ nlohmann::json ReferenceReport::to_json() const {
     j["generation_match"] = generation_match;
     j["generated"] = generated;
     j["generated_ref"] = generated_ref;
+  }
+  if (grads_checked) {
+    j["grads_compared"] = grads_compared;
+    j["grad_max_rel_err"] = grad_max_rel_err;
+    j["grad_worst"] = grad_worst;
   }
   j["ok"] = ok;
   return j;
@@ -87,8 +93,47 @@ ReferenceReport check_reference(const Model& m, const SafeTensorsFile& ref,
     r.generated = generate(m, cache, prompt, opt);
     r.generation_match = r.generated == r.generated_ref;
   }
-  r.ok = r.logits_rel_err < tol.logits && r.loss_rel_err < tol.loss &&
-         r.cache_rel_err < tol.cache && (!r.generation_checked || r.generation_match);
+  // Gradients: targets are the next tokens (the last position of each row has none).
+  int64_t n_ref_grads = 0;
+  for (const std::string& n : ref.names()) n_ref_grads += n.rfind("grad.", 0) == 0;
+  if (n_ref_grads > 0) {
+    r.grads_checked = true;
+    std::vector<int32_t> targets(B * T);
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
+    TrainActs acts;
+    model_train_forward(m, ids.data(), targets.data(), B, T, acts);
+    ModelWeights grads;
+    weights_allocate(m.cfg, grads);
+    model_train_backward(m, acts, grads);
+    r.grad_max_rel_err = 0;
+    for (const ParamRef& p : model_params(m.cfg, grads)) {
+      const TensorInfo* g = ref.find("grad." + p.name);
+      if (!g) continue;
+      r.grads_compared++;
+      if (g->shape != p.shape) {  // a reference made for another model
+        r.grad_max_rel_err = INFINITY;
+        r.grad_worst = fmt::format("{}: reference shape {} vs {}", p.name, shape_str(g->shape),
+                                   shape_str(p.shape));
+        break;
+      }
+      Tensor gr = read_f32(*g, p.shape);
+      double e = relative_error(p.tensor->ptr(), gr.ptr(), gr.numel());
+      if (e > r.grad_max_rel_err) {
+        r.grad_max_rel_err = e;
+        r.grad_worst = p.name;
+      }
+    }
+  }
+  // every reference gradient must belong to one of our parameters
+  if (r.grads_checked && r.grad_max_rel_err != INFINITY && r.grads_compared != n_ref_grads) {
+    r.grad_max_rel_err = INFINITY;
+    r.grad_worst = fmt::format("{} of {} reference gradients have no matching parameter",
+                               n_ref_grads - r.grads_compared, n_ref_grads);
+  }
+  r.ok = (!r.grads_checked || r.grad_max_rel_err < tol.grad) && r.logits_rel_err < tol.logits &&
+         r.loss_rel_err < tol.loss && r.cache_rel_err < tol.cache &&
+         (!r.generation_checked || r.generation_match);
   return r;
 }
 

@@ -42,11 +42,23 @@ struct LayerWeights {
   Tensor sh_down;                        // [C, Is]
 };
 
+// One multi-token-prediction module (DeepSeek-V3 §2.2; SPEC §6), hub index num_hidden_layers+k:
+//   h' = eh_proj [RMSNorm_e(Emb(t_{i+k})) ; RMSNorm_h(h_i^{k-1})]   (embedding first)
+//   h^k = block(h');  logits = RMSNorm_head(h^k) W_head^T  (embedding and head shared)
+struct MtpWeights {
+  Tensor enorm;        // [C]
+  Tensor hnorm;        // [C]
+  Tensor eh_proj;      // [C, 2C]
+  LayerWeights block;  // a full decoder layer (MoE when past first_k_dense_replace)
+  Tensor head_norm;    // [C]  shared_head.norm
+};
+
 struct ModelWeights {
   Tensor embed;  // [V, C]
   std::vector<LayerWeights> layers;
-  Tensor norm;     // [C]
-  Tensor lm_head;  // [V, C]; empty when tie_word_embeddings (embed is used)
+  std::vector<MtpWeights> mtp;  // cfg.mtp_depth modules (empty when the model has none)
+  Tensor norm;                  // [C]
+  Tensor lm_head;               // [V, C]; empty when tie_word_embeddings (embed is used)
   const Tensor& head() const { return lm_head.empty() ? embed : lm_head; }
 };
 
@@ -67,7 +79,13 @@ void weights_init_random(const ModelConfig& c, ModelWeights& w, uint64_t seed,
                          float init_std = 0.02f);
 // Load from a checkpoint folder: fp32/bf16/fp16 tensors, and FP8 e4m3 with weight_scale_inv
 // (dequantized to fp32 on load). Missing tensors, wrong shapes, FP8 without a scale: dseek::Error.
-void weights_load(const ModelConfig& c, ModelWeights& w, const Checkpoint& ck);
+// MTP modules load when the checkpoint has them (c.mtp_depth is set to their number; a config
+// saying num_nextn_predict_layers = 1 without tensors, as transformers writes, loads without).
+void weights_load(ModelConfig& c, ModelWeights& w, const Checkpoint& ck);
+// Hub names of the copies the checkpoint layout keeps for each MTP module
+// (model.layers.{L+k}.embed_tokens.weight, ...shared_head.head.weight): written on save,
+// ignored on load (the model's own embedding and head are used).
+std::vector<std::string> mtp_shared_copy_names(const ModelConfig& c, int64_t k);
 
 int64_t weights_count(const ModelConfig& c);  // total parameters (main model, no MTP)
 

@@ -74,4 +74,42 @@ void moe_router_forward(int32_t* idx, float* w, float* scores_out, const float* 
   }
 }
 
+void moe_router_backward(float* dlogits, const float* dw, const int32_t* idx, const float* scores,
+                         int64_t N, const RouterParams& p) {
+  const int64_t E = p.n_experts, K = p.top_k;
+  const double c = p.scaling;
+#pragma omp parallel if (N * E > 65536)
+  {
+    std::vector<double> ds(E);
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+      const float* s = scores + n * E;
+      const float* g = dw + n * K;
+      const int32_t* sel = idx + n * K;
+      std::fill(ds.begin(), ds.end(), 0.0);
+      // dw -> ds on the selected experts
+      if (p.norm_topk) {
+        double S = 0.0, gs = 0.0;
+        for (int64_t k = 0; k < K; k++) {
+          S += s[sel[k]];
+          gs += (double)g[k] * s[sel[k]];
+        }
+        S += 1e-20;
+        for (int64_t k = 0; k < K; k++) ds[sel[k]] += c * (g[k] - gs / S) / S;
+      } else {
+        for (int64_t k = 0; k < K; k++) ds[sel[k]] += c * g[k];
+      }
+      // ds -> dlogits
+      float* o = dlogits + n * E;
+      if (p.sigmoid) {
+        for (int64_t e = 0; e < E; e++) o[e] = (float)(ds[e] * s[e] * (1.0 - s[e]));
+      } else {
+        double dot = 0.0;
+        for (int64_t k = 0; k < K; k++) dot += ds[sel[k]] * s[sel[k]];
+        for (int64_t e = 0; e < E; e++) o[e] = (float)(s[e] * (ds[e] - dot));
+      }
+    }
+  }
+}
+
 }  // namespace dseek

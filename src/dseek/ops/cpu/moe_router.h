@@ -9,6 +9,10 @@
 //   w = s[idx] * routed_scaling_factor (never renormalized).
 // Ties are broken toward the lower index. Each token's Ek choices are returned sorted by expert
 // id (the order in which transformers accumulates expert outputs).
+//
+// Gradient convention (all *_backward ops in ops/cpu): parameter gradients ACCUMULATE (+=);
+// activation gradients OVERWRITE (=), unless the function takes `bool accumulate` and it is true
+// (then +=). A null output pointer means "not needed": that work is skipped.
 #pragma once
 
 #include <cstdint>
@@ -29,5 +33,17 @@ struct RouterParams {
 // logits [N, E]; bias [E] or null. Out: idx [N, Ek], w [N, Ek], scores [N, E] (s, may be null).
 void moe_router_forward(int32_t* idx, float* w, float* scores, const float* logits,
                         const float* bias, int64_t N, const RouterParams& p);
+
+// Backward of the combine weights w [N, Ek] w.r.t. the router logits [N, E], through the
+// selected experts idx only: the selection (top-k, groups, bias) is not differentiable and the
+// V3 selection bias gets no gradient. scores [N, E] = s saved by moe_router_forward.
+//   w_k = c * s_{idx_k} / (S + 1e-20), S = sum_j s_{idx_j}   if p.norm_topk (c = p.scaling)
+//   w_k = c * s_{idx_k}                                      otherwise
+//   => ds_{idx_j} = c (dw_j - sum_k dw_k s_{idx_k} / S') / S'  (S' = S + 1e-20), or c dw_j
+// sigmoid (V3): dlogit_e = ds_e s_e (1 - s_e): zero for unselected experts.
+// softmax (V2): dlogit_e = s_e (ds_e - sum_j ds_j s_j): every logit gets a gradient.
+// dlogits [N, E] overwrite; dw [N, Ek] and idx [N, Ek] as the forward produced them. fp64 sums.
+void moe_router_backward(float* dlogits, const float* dw, const int32_t* idx, const float* scores,
+                         int64_t N, const RouterParams& p);
 
 }  // namespace dseek

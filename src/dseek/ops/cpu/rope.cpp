@@ -32,4 +32,23 @@ void rope_forward(float* x, int64_t N, int64_t nh, int64_t ld_tok, int64_t ld_he
   }
 }
 
+void rope_backward(float* dx, int64_t N, int64_t nh, int64_t ld_tok, int64_t ld_head,
+                   const float* cos_t, const float* sin_t, int64_t half, bool interleaved) {
+#pragma omp parallel for schedule(static) if (N * nh * half > 65536)
+  for (int64_t n = 0; n < N; n++) {
+    const float* c = cos_t + n * half;
+    const float* s = sin_t + n * half;
+    for (int64_t h = 0; h < nh; h++) {
+      float* v = dx + n * ld_tok + h * ld_head;
+      for (int64_t i = 0; i < half; i++) {
+        float* pa = interleaved ? &v[2 * i] : &v[i];
+        float* pb = interleaved ? &v[2 * i + 1] : &v[i + half];
+        const float ga = *pa, gb = *pb;
+        *pa = ga * c[i] + gb * s[i];
+        *pb = gb * c[i] - ga * s[i];
+      }
+    }
+  }
+}
+
 }  // namespace dseek
