@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build pkg-config
-      libcli11-dev nlohmann-json3-dev libopenblas-dev libpcre2-dev
-      libgtest-dev libgmock-dev libfmt-dev clang-format)
+      libcli11-dev nlohmann-json3-dev libopenblas-openmp-dev libpcre2-dev
+      libgtest-dev libgmock-dev libfmt-dev clang-format gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,238 @@
+// AdamW (torch.optim.AdamW, single-tensor path), its state file, and gradient-norm clipping.
+// Reference: pytorch/pytorch torch/optim/adam.py `_single_tensor_adam` (v2.5, the non-capturable
+// branch): param.mul_(1 - lr*wd); exp_avg.lerp_(grad, 1-b1); exp_avg_sq.mul_(b2).addcmul_(g, g,
+// value=1-b2); denom = (exp_avg_sq.sqrt() / sqrt(bc2)).add_(eps); param.addcdiv_(exp_avg, denom,
+// value=-lr/bc1). The element loops below follow that op order in fp32. Differs on purpose:
+// betas are fp32 here (torch keeps Python doubles), a ~1e-8 relative effect on bias correction.
+// Not here: the schedule (lr_schedule.cpp), the training loop.
+#include "dseek/train/adamw.h"
+
+#include <algorithm>      // min
+#include <charconv>       // from_chars (metadata step)
+#include <cmath>          // sqrt, pow, isfinite
+#include <set>            // name uniqueness, extra-name detection on load
+#include <unordered_set>  // names seen in the state file
+#include <vector>         // per-block partial sums
+
+#include "dseek/core/error.h"      // DSEEK_CHECK, fail
+#include "dseek/io/safetensors.h"  // safetensors_write, SafeTensorsFile, read_f32
+
+namespace dseek {
+
+// ---------------------------------------------------------------------------------------------
+// constants
+
+constexpr const char* kStateFormat = "dseek.adamw";
+constexpr const char* kStateVersion = "1";
+constexpr int64_t kOmpMinElems = 1 << 15;  // below this a tensor is updated on one thread
+constexpr int64_t kNormBlock = 1 << 16;    // fixed reduction block of grad_global_norm
+
+// ---------------------------------------------------------------------------------------------
+// kernels
+
+namespace {
+
+// One AdamW update of n elements. decay_mul = 1 - lr*wd (1 when not decayed), step_size =
+// lr / bc1, bc2_sqrt = sqrt(bc2), one_m_b1 = 1 - b1, one_m_b2 = 1 - b2: all rounded to fp32.
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float decay_mul,
+                  float one_m_b1, float b2, float one_m_b2, float step_size, float bc2_sqrt,
+                  float eps) {
+#pragma omp parallel for schedule(static) if (n >= kOmpMinElems)
+  for (int64_t i = 0; i < n; i++) {
+    float pi = p[i] * decay_mul;
+    float gi = g[i];
+    float mi = m[i] + one_m_b1 * (gi - m[i]);  // lerp(m, g, 1-b1) for weight < 0.5
+    float vi = v[i] * b2 + one_m_b2 * gi * gi;
+    float denom = std::sqrt(vi) / bc2_sqrt + eps;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = pi - step_size * mi / denom;
+  }
+}
+
+// Sum of squares of n floats in double, in fixed blocks summed in order (thread-count invariant).
+double sum_sq(const float* x, int64_t n) {
+  int64_t nb = (n + kNormBlock - 1) / kNormBlock;
+  std::vector<double> part(nb, 0.0);
+#pragma omp parallel for schedule(static) if (nb > 1)
+  for (int64_t b = 0; b < nb; b++) {
+    int64_t lo = b * kNormBlock, hi = std::min(n, lo + kNormBlock);
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+    part[b] = s;
+  }
+  double s = 0.0;
+  for (double v : part) s += v;
+  return s;
+}
+
+void grads_check(const std::vector<ParamRef>& params, const std::vector<ParamRef>& grads) {
+  DSEEK_CHECK(grads.size() == params.size(),
+              "AdamW::step: got {} gradients for {} parameters (grads must be model_params of "
+              "a gradient ModelWeights of the same config)",
+              grads.size(), params.size());
+  for (size_t i = 0; i < params.size(); i++) {
+    const ParamRef& p = params[i];
+    const ParamRef& g = grads[i];
+    DSEEK_CHECK(g.name == p.name, "AdamW::step: gradient {} is {}, expected {}", i, g.name, p.name);
+    if (!p.trainable) continue;
+    DSEEK_CHECK(g.tensor && g.tensor->shape == p.shape,
+                "AdamW::step: gradient of {} has shape {}, expected {}", p.name,
+                g.tensor ? shape_str(g.tensor->shape) : "(null)", shape_str(p.shape));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// public entry points
+
+bool adamw_decay_default(const ParamRef& p) {
+  return p.shape.size() >= 2;
+}
+
+AdamW::AdamW(std::vector<ParamRef> params, AdamWConfig cfg, AdamWDecayPredicate decay)
+    : params_(std::move(params)), cfg_(cfg) {
+  DSEEK_CHECK(cfg_.beta1 >= 0 && cfg_.beta1 < 1 && cfg_.beta2 >= 0 && cfg_.beta2 < 1,
+              "AdamW: betas must be in [0, 1), got ({}, {})", cfg_.beta1, cfg_.beta2);
+  DSEEK_CHECK(cfg_.eps >= 0 && cfg_.weight_decay >= 0,
+              "AdamW: eps and weight_decay must be >= 0, got eps {} weight_decay {}", cfg_.eps,
+              cfg_.weight_decay);
+  if (!decay) decay = adamw_decay_default;
+  std::set<std::string> names;
+  decay_.resize(params_.size());
+  m_.resize(params_.size());
+  v_.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); i++) {
+    const ParamRef& p = params_[i];
+    DSEEK_CHECK(names.insert(p.name).second, "AdamW: parameter {} is listed twice", p.name);
+    decay_[i] = decay(p);
+    if (!p.trainable) continue;
+    DSEEK_CHECK(p.tensor && p.tensor->shape == p.shape,
+                "AdamW: parameter {} has shape {}, expected {} (weights not allocated?)", p.name,
+                p.tensor ? shape_str(p.tensor->shape) : "(null)", shape_str(p.shape));
+    m_[i] = Tensor(p.shape);
+    v_[i] = Tensor(p.shape);
+  }
+}
+
+int64_t AdamW::state_numel() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < m_.size(); i++) n += m_[i].numel() + v_[i].numel();
+  return n;
+}
+
+void AdamW::step(const std::vector<ParamRef>& grads, float lr) {
+  grads_check(params_, grads);
+  t_++;
+  const double b1 = cfg_.beta1, b2 = cfg_.beta2;
+  const double bc1 = 1.0 - std::pow(b1, (double)t_);
+  const double bc2 = 1.0 - std::pow(b2, (double)t_);
+  const float step_size = (float)((double)lr / bc1);
+  const float bc2_sqrt = (float)std::sqrt(bc2);
+  const float decay_mul = (float)(1.0 - (double)lr * (double)cfg_.weight_decay);
+  for (size_t i = 0; i < params_.size(); i++) {
+    if (!params_[i].trainable) continue;
+    Tensor& p = *params_[i].tensor;
+    adamw_update(p.ptr(), m_[i].ptr(), v_[i].ptr(), grads[i].tensor->ptr(), p.numel(),
+                 decay_[i] ? decay_mul : 1.0f, (float)(1.0 - b1), (float)b2, (float)(1.0 - b2),
+                 step_size, bc2_sqrt, cfg_.eps);
+  }
+}
+
+void AdamW::save(const std::string& path) const {
+  std::vector<TensorToWrite> ts;
+  for (size_t i = 0; i < params_.size(); i++) {
+    if (!params_[i].trainable) continue;
+    ts.push_back({.name = "m." + params_[i].name,
+                  .dtype = DType::F32,
+                  .shape = params_[i].shape,
+                  .data = m_[i].ptr()});
+    ts.push_back({.name = "v." + params_[i].name,
+                  .dtype = DType::F32,
+                  .shape = params_[i].shape,
+                  .data = v_[i].ptr()});
+  }
+  safetensors_write(path, ts,
+                    {{"format", kStateFormat},
+                     {"version", kStateVersion},
+                     {"step", std::to_string(t_)},
+                     {"beta1", fmt::format("{}", cfg_.beta1)},
+                     {"beta2", fmt::format("{}", cfg_.beta2)},
+                     {"eps", fmt::format("{}", cfg_.eps)},
+                     {"weight_decay", fmt::format("{}", cfg_.weight_decay)}});
+}
+
+void AdamW::load(const std::string& path) {
+  auto f = SafeTensorsFile::open(path);
+  const auto& md = f->metadata();
+  auto fmt_it = md.find("format");
+  auto ver_it = md.find("version");
+  DSEEK_CHECK(fmt_it != md.end() && fmt_it->second == kStateFormat,
+              "{}: not an AdamW state file (metadata format is '{}', expected '{}'); it is "
+              "written by AdamW::save next to a training checkpoint",
+              path, fmt_it == md.end() ? "" : fmt_it->second, kStateFormat);
+  DSEEK_CHECK(ver_it != md.end() && ver_it->second == kStateVersion,
+              "{}: AdamW state version '{}', this build reads version {}; restart the run from "
+              "the weights or resave with a matching dseek",
+              path, ver_it == md.end() ? "" : ver_it->second, kStateVersion);
+  auto step_it = md.find("step");
+  DSEEK_CHECK(step_it != md.end(), "{}: AdamW state has no 'step' in its metadata", path);
+  int64_t step = -1;
+  const std::string& ss = step_it->second;
+  auto [end, ec] = std::from_chars(ss.data(), ss.data() + ss.size(), step);
+  DSEEK_CHECK(ec == std::errc() && end == ss.data() + ss.size() && step >= 0,
+              "{}: AdamW state metadata step '{}' is not a non-negative integer", path, ss);
+
+  // Read everything into fresh tensors first, so a failed load leaves this optimizer unchanged.
+  std::vector<Tensor> m(params_.size()), v(params_.size());
+  std::unordered_set<std::string> expected;
+  for (size_t i = 0; i < params_.size(); i++) {
+    const ParamRef& p = params_[i];
+    if (!p.trainable) continue;
+    for (int k = 0; k < 2; k++) {
+      std::string name = (k == 0 ? "m." : "v.") + p.name;
+      expected.insert(name);
+      const TensorInfo* ti = f->find(name);
+      DSEEK_CHECK(ti, "{}: AdamW state has no {} (saved for a different model or trainable set?)",
+                  path, name);
+      DSEEK_CHECK(ti->shape == p.shape, "{}: AdamW state {} has shape {}, expected {}", path, name,
+                  shape_str(ti->shape), shape_str(p.shape));
+      (k == 0 ? m[i] : v[i]) = read_f32(*ti, p.shape);
+    }
+  }
+  for (const std::string& n : f->names())
+    DSEEK_CHECK(expected.count(n),
+                "{}: AdamW state has {} which is not a trainable parameter of this model", path, n);
+  m_ = std::move(m);
+  v_ = std::move(v);
+  t_ = step;
+}
+
+double grad_global_norm(const std::vector<ParamRef>& grads) {
+  double s = 0.0;
+  for (const ParamRef& g : grads) {
+    if (!g.trainable || !g.tensor) continue;
+    s += sum_sq(g.tensor->ptr(), g.tensor->numel());
+  }
+  return std::sqrt(s);
+}
+
+float clip_grad_norm(std::vector<ParamRef>& grads, float max_norm) {
+  const double norm = grad_global_norm(grads);
+  if (!std::isfinite(norm)) return (float)norm;
+  // torch: clip_coef = max_norm / (total_norm + 1e-6), computed in the grads' dtype (fp32)
+  const float coef = max_norm / ((float)norm + 1e-6f);
+  if (coef < 1.0f) {
+    for (ParamRef& g : grads) {
+      if (!g.trainable || !g.tensor) continue;
+      float* x = g.tensor->ptr();
+      const int64_t n = g.tensor->numel();
+#pragma omp parallel for schedule(static) if (n >= kOmpMinElems)
+      for (int64_t i = 0; i < n; i++) x[i] *= coef;
+    }
+  }
+  return (float)norm;
+}
+
+}  // namespace dseek

@@ -1,0 +1,88 @@
+// AdamW with decoupled weight decay, exactly as torch.optim.AdamW (amsgrad=False, maximize=False,
+// foreach/fused off: the single-tensor path of torch/optim/adamw.py, which on torch >= 2.2 is
+// torch/optim/adam.py `_single_tensor_adam` with decoupled_weight_decay=True). Per parameter,
+// at step t (1-based, counted by the optimizer) with learning rate lr:
+//   p    *= 1 - lr * wd                       (only for parameters the decay predicate accepts)
+//   m    += (1 - b1) * (g - m)                (torch: exp_avg.lerp_(g, 1 - b1))
+//   v     = b2 * v + (1 - b2) * g * g
+//   p    -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// The per-step scalars (1 - lr*wd, lr / bias_correction1, sqrt(bias_correction2)) are computed in
+// double and rounded to fp32 once, as torch does with Python floats; the element math is fp32.
+// Also here: the global gradient norm and clip_grad_norm (torch.nn.utils.clip_grad_norm_).
+// Not here: parameter groups with different hyper-parameters, amsgrad, the learning-rate
+// schedule (lr_schedule.h), mixed precision / master weights, sharded optimizer state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dseek/core/tensor.h"
+#include "dseek/model/weights.h"
+
+namespace dseek {
+
+struct AdamWConfig {
+  float lr = 3e-4f;  // used by step(grads) without an explicit lr
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.1f;
+};
+
+// Which parameters get weight decay. The default follows common practice (nanoGPT, llm.c,
+// DeepSeek): decay matrices (ndim >= 2: projections, experts, embeddings, lm_head), never 1-D
+// tensors (RMSNorm weights, biases, the router correction bias).
+using AdamWDecayPredicate = std::function<bool(const ParamRef&)>;
+bool adamw_decay_default(const ParamRef& p);  // p.shape.size() >= 2
+
+class AdamW {
+ public:
+  // `params` are the tensors to update (model_params of the model weights). Parameters with
+  // trainable == false get no state and are never touched. Throws if a trainable parameter's
+  // tensor does not match its declared shape or two parameters share a name.
+  AdamW(std::vector<ParamRef> params, AdamWConfig cfg,
+        AdamWDecayPredicate decay = adamw_decay_default);
+
+  // One update. `grads` is parallel to the constructor's `params` (same order, same names, same
+  // shapes: model_params of a second ModelWeights holding gradients). Gradients of
+  // non-trainable parameters are not read and may be empty tensors.
+  void step(const std::vector<ParamRef>& grads, float lr);
+  void step(const std::vector<ParamRef>& grads) { step(grads, cfg_.lr); }
+
+  int64_t t() const { return t_; }  // number of step() calls done (torch's state["step"])
+  const AdamWConfig& config() const { return cfg_; }
+  bool decays(size_t i) const { return decay_[i]; }  // weight decay on params()[i]?
+  const std::vector<ParamRef>& params() const { return params_; }
+  const Tensor& exp_avg(size_t i) const { return m_[i]; }     // m of params()[i]; empty if frozen
+  const Tensor& exp_avg_sq(size_t i) const { return v_[i]; }  // v of params()[i]; empty if frozen
+  int64_t state_numel() const;  // elements in m and v together (x4 bytes)
+
+  // State file: safetensors with m.<param>, v.<param> (F32) for every trainable parameter and
+  // metadata {format: "dseek.adamw", version: "1", step: t}; written atomically (PATH.tmp, rename).
+  void save(const std::string& path) const;
+  // Restores m, v and t. The file must hold exactly this optimizer's trainable parameters with
+  // the same shapes; otherwise throws naming the first missing, extra or mis-shaped tensor.
+  void load(const std::string& path);
+
+ private:
+  std::vector<ParamRef> params_;
+  AdamWConfig cfg_;
+  std::vector<bool> decay_;  // per param
+  std::vector<Tensor> m_;    // per param: same shape as the param; empty when not trainable
+  std::vector<Tensor> v_;    // per param: same shape as the param; empty when not trainable
+  int64_t t_ = 0;
+};
+
+// sqrt(sum of g^2) over all gradients of trainable parameters, accumulated in double in fixed
+// blocks, so the result does not depend on the number of OpenMP threads.
+double grad_global_norm(const std::vector<ParamRef>& grads);
+
+// torch.nn.utils.clip_grad_norm_(params, max_norm) (norm_type 2): norm = grad_global_norm;
+// scale = max_norm / (norm + 1e-6); the gradients are multiplied by scale only when scale < 1.
+// Returns the norm before clipping. On purpose unlike torch: a non-finite norm leaves the
+// gradients untouched (torch multiplies them by 0 or NaN); the caller should skip the step.
+float clip_grad_norm(std::vector<ParamRef>& grads, float max_norm);
+
+}  // namespace dseek
