@@ -136,8 +136,11 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   std::string tok_path = c.tokenizer;
   if (tok_path.empty() && fs::exists(c.data + "/meta.json")) {
     json meta = load_json_file(c.data + "/meta.json");
-    if (meta.contains("tokenizer") && meta["tokenizer"].is_string())
-      tok_path = meta["tokenizer"].get<std::string>();
+    const json& t = meta.contains("tokenizer") ? meta["tokenizer"] : json();
+    if (t.is_object() && t.contains("path") && t["path"].is_string())
+      tok_path = t["path"].get<std::string>();
+    else if (t.is_string())
+      tok_path = t.get<std::string>();
   }
   std::optional<Tokenizer> tok;
   if (!tok_path.empty() && fs::exists(tok_path)) tok = Tokenizer::load(tok_path);
