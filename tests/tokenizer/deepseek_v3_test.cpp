@@ -72,6 +72,9 @@ TEST(TokenizerDeepseekV3, Vocabulary) {
   EXPECT_EQ(tok.encode("<｜place▁holder▁no▁5｜><|EOT|>x"),
             (std::vector<int32_t>{128005, 128805, tok.token_id("x")}));
   EXPECT_TRUE(tok.pretokenizer().parallel_safe());
+  // A folder works too.
+  EXPECT_EQ(Tokenizer::load(std::filesystem::path(v3_path()).parent_path().string()).vocab_size(),
+            128815);
 }
 
 TEST(TokenizerDeepseekV3, StreamDecodeCjkAndEmoji) {

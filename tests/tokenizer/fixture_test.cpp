@@ -41,6 +41,12 @@ TEST(TokenizerFixture, CorpusIdsExactMultithreaded) {
   std::string text = read_all(fixture("brown_sample.txt"));
   auto want = read_json(fixture("corpus_ids.json"))["ids"].get<std::vector<int32_t>>();
   EXPECT_EQ(tok.encode(text), want);
+  // The corpus offers many cut points, so the work really was split.
+  size_t cuts = 0;
+  for (size_t p = PreTokenizer::find_cut(text, 1, text.size()); p;
+       p = PreTokenizer::find_cut(text, p + 1, text.size()))
+    cuts++;
+  EXPECT_GT(cuts, 1000u);
 }
 
 TEST(TokenizerFixture, Basics) {

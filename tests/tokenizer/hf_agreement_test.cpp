@@ -62,9 +62,9 @@ TEST(TokenizerHfAgreement, DeepseekV3Fuzz) {
   DSEEK_REQUIRE(have_hf(), "node + npm tokenizers (.cache/npm)");
   DSEEK_REQUIRE(have_v3(), "the DeepSeek-V3 tokenizer.json");
   const Tokenizer& tok = v3_tokenizer();
-  std::vector<std::string> specials = {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>",
-                                       "<｜User｜>", "<｜Assistant｜>", "<｜tool▁sep｜>",
-                                       "<｜place▁holder▁no▁7｜>", "<|EOT|>", "<think>"};
+  std::vector<std::string> specials = {
+      "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>",   "<｜User｜>", "<｜Assistant｜>",
+      "<｜tool▁sep｜>",          "<｜place▁holder▁no▁7｜>", "<|EOT|>",    "<think>"};
   expect_agreement(tok, v3_path(), fuzz_texts(99, 3000, specials));
 }
 
@@ -77,7 +77,9 @@ TEST(TokenizerHfAgreement, DeepseekV3FuzzMultithreaded) {
   tok.set_parallel_min_bytes(256);
   TextGen gen(7, {"<｜User｜>", "<｜Assistant｜>", "<｜end▁of▁sentence｜>"});
   std::vector<std::string> texts;
-  for (int i = 0; i < 40; i++) {
+  int n = 40;
+  if (const char* k = std::getenv("DSEEK_FUZZ_SCALE")) n *= std::max(1, std::atoi(k));
+  for (int i = 0; i < n; i++) {
     std::string t;
     for (int k = 0; k < 60; k++) t += gen.text(20) + (k % 3 ? "\nLine" : "\n\n  A");
     texts.push_back(t);
@@ -121,19 +123,18 @@ TEST(TokenizerHfAgreement, VariantSplitBehaviors) {
     return nlohmann::json{
         {"type", "Split"}, {"pattern", pattern}, {"behavior", behavior}, {"invert", invert}};
   };
-  j["pre_tokenizer"] = {
-      {"type", "Sequence"},
-      {"pretokenizers",
-       {split({{"Regex", "[\\t\\n]+"}}, "Removed", false),
-        split({{"Regex", "[aeiou]"}}, "MergedWithPrevious", false),
-        split({{"Regex", "\\p{N}"}}, "MergedWithNext", false),
-        split({{"Regex", "[A-Z]+"}}, "Contiguous", true),
-        split({{"String", "th"}}, "Isolated", false),
-        split({{"Regex", "\\w+|\\s+"}}, "MergedWithNext", true),
-        {{"type", "ByteLevel"},
-         {"add_prefix_space", true},
-         {"trim_offsets", true},
-         {"use_regex", false}}}}};
+  j["pre_tokenizer"] = {{"type", "Sequence"},
+                        {"pretokenizers",
+                         {split({{"Regex", "[\\t\\n]+"}}, "Removed", false),
+                          split({{"Regex", "[aeiou]"}}, "MergedWithPrevious", false),
+                          split({{"Regex", "\\p{N}"}}, "MergedWithNext", false),
+                          split({{"Regex", "[A-Z]+"}}, "Contiguous", true),
+                          split({{"String", "th"}}, "Isolated", false),
+                          split({{"Regex", "\\w+|\\s+"}}, "MergedWithNext", true),
+                          {{"type", "ByteLevel"},
+                           {"add_prefix_space", true},
+                           {"trim_offsets", true},
+                           {"use_regex", false}}}}};
   variant_agreement(j, "splits", 12);
 }
 
@@ -142,8 +143,8 @@ TEST(TokenizerHfAgreement, VariantAddedTokensAndIgnoreMerges) {
   nlohmann::json j = read_json(fixture("tokenizer.json"));
   j["model"]["ignore_merges"] = true;
   auto added = [](int id, const char* s, bool special, bool normalized, bool l, bool r) {
-    return nlohmann::json{{"id", id},          {"content", s},  {"single_word", false},
-                          {"lstrip", l},       {"rstrip", r},   {"normalized", normalized},
+    return nlohmann::json{{"id", id},          {"content", s}, {"single_word", false},
+                          {"lstrip", l},       {"rstrip", r},  {"normalized", normalized},
                           {"special", special}};
   };
   j["added_tokens"].push_back(added(3000, "<mask>", true, false, true, true));

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dseek/core/error.h"
 #include "dseek/tokenizer/tokenizer.h"
 
 namespace dseek::test {
@@ -37,23 +38,26 @@ inline bool in_ci() {
   const char* ci = std::getenv("CI");
   return ci && std::string(ci) == "true";
 }
-inline bool have_v3() { return std::filesystem::exists(v3_path()); }
+inline bool have_v3() {
+  return std::filesystem::exists(v3_path());
+}
 inline bool have_hf() {
-  return std::filesystem::exists(std::string(DSEEK_SOURCE_DIR) +
-                                 "/.cache/npm/node_modules/tokenizers/package.json") &&
+  std::string nm = std::string(DSEEK_SOURCE_DIR) + "/.cache/npm/node_modules/";
+  return std::filesystem::exists(nm + "tokenizers/package.json") &&
+         std::filesystem::exists(nm + "@huggingface/jinja/package.json") &&
          std::system("node --version >/dev/null 2>&1") == 0;
 }
 
 // Skip (or fail under CI=true) when `ok` is false. Use at the top of a TEST body.
-#define DSEEK_REQUIRE(ok, what)                                                          \
-  do {                                                                                   \
-    if (!(ok)) {                                                                         \
-      if (::dseek::test::in_ci()) {                                                      \
-        FAIL() << what << " is missing (CI=true: run scripts/npm_deps.sh first)";        \
-      } else {                                                                           \
+#define DSEEK_REQUIRE(ok, what)                                                             \
+  do {                                                                                      \
+    if (!(ok)) {                                                                            \
+      if (::dseek::test::in_ci()) {                                                         \
+        FAIL() << what << " is missing (CI=true: run scripts/npm_deps.sh first)";           \
+      } else {                                                                              \
         GTEST_SKIP() << what << " is missing: run scripts/npm_deps.sh to enable this test"; \
-      }                                                                                  \
-    }                                                                                    \
+      }                                                                                     \
+    }                                                                                       \
   } while (0)
 
 inline std::string read_all(const std::string& path) {
@@ -87,11 +91,10 @@ inline std::vector<std::vector<int32_t>> hf_encode(const std::string& tokenizer_
   {
     std::ofstream f(in, std::ios::binary);
     for (const auto& t : texts)
-      f << nlohmann::json(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-        << "\n";
+      f << nlohmann::json(t).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
-  std::string cmd = "node '" + hf_script() + "' '" + tokenizer_path + "' '" + in + "' > '" + out +
-                    "'";
+  std::string cmd =
+      "node '" + hf_script() + "' '" + tokenizer_path + "' '" + in + "' > '" + out + "'";
   int rc = std::system(cmd.c_str());
   std::vector<std::vector<int32_t>> ids;
   if (rc == 0) {
@@ -136,33 +139,56 @@ class TextGen {
       s->push_back((char)(0x80 | (cp & 0x3F)));
     }
   }
-  uint32_t pick(uint32_t lo, uint32_t hi) { return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_); }
+  uint32_t pick(uint32_t lo, uint32_t hi) {
+    return std::uniform_int_distribution<uint32_t>(lo, hi)(rng_);
+  }
   template <size_t N>
-  uint32_t one_of(const uint32_t (&a)[N]) { return a[pick(0, N - 1)]; }
+  uint32_t one_of(const uint32_t (&a)[N]) {
+    return a[pick(0, N - 1)];
+  }
 
   void piece(std::string* s) {
-    static const char* words[] = {"the", "The", "don't", "it's", "I'm", "you'll", "we've",
-                                  "hello", "world", "Tokenizer", "DeepSeek", "naïve", "café",
-                                  "x", "AI", "GPU", "http://a.b/c?d=e", "foo_bar", "C++", "a.b"};
-    static const uint32_t spaces[] = {' ', ' ', ' ', '\t', '\n', '\r', 0x0B, 0x0C, 0x85, 0xA0,
-                                      0x1680, 0x180E, 0x2000, 0x2003, 0x200A, 0x200B, 0x2028,
-                                      0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF};
-    static const uint32_t punct[] = {'.', ',', '!', '?', ';', ':', '"', '\'', '(', ')', '[',
-                                     ']', '{', '}', '<', '>', '/', '\\', '|', '-', '_', '+',
-                                     '=', '*', '&', '^', '%', '$', '#', '@', '~', '`', 0xA1,
-                                     0xBF, 0x2014, 0x2026, 0x3001, 0x3002, 0xFF0C, 0xFF5C,
+    static const char* words[] = {"the",
+                                  "The",
+                                  "don't",
+                                  "it's",
+                                  "I'm",
+                                  "you'll",
+                                  "we've",
+                                  "hello",
+                                  "world",
+                                  "Tokenizer",
+                                  "DeepSeek",
+                                  "naïve",
+                                  "café",
+                                  "x",
+                                  "AI",
+                                  "GPU",
+                                  "http://a.b/c?d=e",
+                                  "foo_bar",
+                                  "C++",
+                                  "a.b"};
+    static const uint32_t spaces[] = {
+        ' ',    ' ',    ' ',    '\t',   '\n',   '\r',   0x0B,   0x0C,   0x85,   0xA0,   0x1680,
+        0x180E, 0x2000, 0x2003, 0x200A, 0x200B, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF};
+    static const uint32_t punct[] = {'.',    ',',    '!',    '?',    ';',    ':',    '"',    '\'',
+                                     '(',    ')',    '[',    ']',    '{',    '}',    '<',    '>',
+                                     '/',    '\\',   '|',    '-',    '_',    '+',    '=',    '*',
+                                     '&',    '^',    '%',    '$',    '#',    '@',    '~',    '`',
+                                     0xA1,   0xBF,   0x2014, 0x2026, 0x3001, 0x3002, 0xFF0C, 0xFF5C,
                                      0x300C, 0x00A9, 0x2122, 0x2192, 0x2211, 0x20AC, 0x00B0};
-    static const uint32_t marks[] = {0x300, 0x301, 0x308, 0x323, 0x35C, 0x64B, 0x93C, 0x200D,
-                                     0xFE0F, 0x1F3FB};
-    static const uint32_t numbers[] = {0x660, 0x669, 0x966, 0xFF10, 0xFF19, 0x2160, 0x00B2,
-                                       0x00BD, 0x2460, 0x3007, 0x0BE7};
+    static const uint32_t marks[] = {0x300, 0x301, 0x308,  0x323,  0x35C,
+                                     0x64B, 0x93C, 0x200D, 0xFE0F, 0x1F3FB};
+    static const uint32_t numbers[] = {0x660,  0x669,  0x966,  0xFF10, 0xFF19, 0x2160,
+                                       0x00B2, 0x00BD, 0x2460, 0x3007, 0x0BE7};
     switch (pick(0, 15)) {
       case 0:
       case 1:
         s->append(words[pick(0, std::size(words) - 1)]);
         break;
       case 2:  // ASCII letters with a random case pattern
-        for (uint32_t k = pick(1, 12); k-- > 0;) put(s, pick(0, 1) ? pick('a', 'z') : pick('A', 'Z'));
+        for (uint32_t k = pick(1, 12); k-- > 0;)
+          put(s, pick(0, 1) ? pick('a', 'z') : pick('A', 'Z'));
         break;
       case 3:  // digit runs, incl. long ones (\p{N}{1,3} chunking)
         for (uint32_t k = pick(1, 11); k-- > 0;) put(s, pick('0', '9'));

@@ -11,7 +11,8 @@ static std::string train_small(int32_t vocab_size, const std::string& name) {
   opt.vocab_size = vocab_size;
   BpeTrainer tr(opt);
   tr.add_file(fixture("brown_sample.txt"));
-  tr.add_text("深度求索发布模型 ひらがな 1234567 emoji 🤖 <｜User｜>hi<｜Assistant｜>\n");
+  tr.add_text(
+      "深度求索发布模型 ひらがな 1234567 emoji 🤖 <｜User｜>hi<｜Assistant｜>\n");
   auto path = (std::filesystem::temp_directory_path() /
                ("dseek_trained_" + std::to_string(::getpid()) + "_" + name + ".json"))
                   .string();
@@ -45,8 +46,10 @@ TEST(TokenizerTrainer, TrainedFileLoadsAndRoundTrips) {
   std::string text = read_all(fixture("brown_sample.txt"));
   EXPECT_LT(tok.encode(text).size() * 2, text.size());
   // Training is deterministic.
-  EXPECT_EQ(read_all(path), read_all(train_small(1000, "b")));
+  std::string again = train_small(1000, "b");
+  EXPECT_EQ(read_all(path), read_all(again));
   std::filesystem::remove(path);
+  std::filesystem::remove(again);
 }
 
 TEST(TokenizerTrainer, AgreesWithHfTokenizers) {

@@ -4,6 +4,8 @@
 // from each candidate position, scanning left to right, gives the same matches.
 #include "dseek/tokenizer/added_vocab.h"
 
+#include <cstring>
+
 #include "dseek/tokenizer/utf8.h"
 
 namespace dseek {
@@ -14,8 +16,8 @@ namespace dseek {
 // Rust's char::is_whitespace (Unicode White_Space).
 static bool is_white_space(uint32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
 }
 
 // Length of the valid character ending at text[end) (0 if none).
@@ -33,7 +35,12 @@ static size_t char_len_before(std::string_view text, size_t end) {
 
 void AddedVocab::Trie::add(std::string_view s, int32_t token) {
   if (s.empty()) return;
+  bool had_any = nodes[0].next.size() > 0;
   first[(uint8_t)s[0]] = true;
+  if (!had_any)
+    only_first = (uint8_t)s[0];
+  else if (only_first != (uint8_t)s[0])
+    only_first = -1;
   int32_t node = 0;
   for (char ch : s) {
     uint8_t c = (uint8_t)ch;
@@ -107,8 +114,10 @@ void AddedVocab::split(std::string_view text, bool allow_special,
   std::vector<TextSegment> first;
   split_pass(raw_, text, 0, allow_special, &first);
   for (const TextSegment& s : first) {
-    if (s.id >= 0) out->push_back(s);
-    else split_pass(normalized_, text.substr(s.start, s.end - s.start), s.start, allow_special, out);
+    if (s.id >= 0)
+      out->push_back(s);
+    else
+      split_pass(normalized_, text.substr(s.start, s.end - s.start), s.start, allow_special, out);
   }
 }
 
@@ -116,7 +125,11 @@ void AddedVocab::split_pass(const Trie& trie, std::string_view text, size_t base
                             bool allow_special, std::vector<TextSegment>* out) const {
   size_t start_offset = 0, i = 0, n = text.size();
   while (i < n) {
-    if (!trie.first[(uint8_t)text[i]]) {
+    if (trie.only_first >= 0) {  // e.g. DeepSeek: every added token starts with '<'
+      const void* p = std::memchr(text.data() + i, trie.only_first, n - i);
+      if (!p) break;
+      i = (const char*)p - text.data();
+    } else if (!trie.first[(uint8_t)text[i]]) {
       i++;
       continue;
     }

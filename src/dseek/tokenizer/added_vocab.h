@@ -49,10 +49,11 @@ class AddedVocab {
   struct Trie {
     struct Node {
       std::vector<std::pair<uint8_t, int32_t>> next;  // (byte, child)
-      int32_t token = -1;                              // index into tokens_ when a token ends here
+      int32_t token = -1;                             // index into tokens_ when a token ends here
     };
     std::vector<Node> nodes{Node{}};
     bool first[256] = {};
+    int only_first = -1;  // the single first byte of all tokens (-1: none or several)
     void add(std::string_view s, int32_t token);
     // Longest token matching at text[i..]; returns its index or -1, sets *len.
     int32_t longest(std::string_view text, size_t i, size_t* len) const;

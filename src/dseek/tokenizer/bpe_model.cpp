@@ -17,8 +17,8 @@ namespace dseek {
 // build
 
 void BpeModel::build(const std::vector<std::pair<std::string, int32_t>>& vocab,
-                     const std::vector<std::pair<std::string, std::string>>& merges,
-                     BpeOptions opt, const std::string& file) {
+                     const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions opt,
+                     const std::string& file) {
   opt_ = opt;
   int32_t max_id = -1;
   token_to_id_.clear();
@@ -57,8 +57,8 @@ void BpeModel::build(const std::vector<std::pair<std::string, int32_t>>& vocab,
     DSEEK_CHECK(ia >= 0 && ib >= 0,
                 "tokenizer file '{}': merge {} ('{}' '{}') uses a token that is not in the vocab",
                 file, r, a, b);
-    DSEEK_CHECK(inew >= 0, "tokenizer file '{}': merge {} result '{}' is not in the vocab", file,
-                r, a + b);
+    DSEEK_CHECK(inew >= 0, "tokenizer file '{}': merge {} result '{}' is not in the vocab", file, r,
+                a + b);
     uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib;
     size_t mask = cap - 1;
     for (size_t i = (key * 0x9E3779B97F4A7C15ull) >> shift_;; i = (i + 1) & mask) {
@@ -93,6 +93,18 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>* out) c
     heap_ids.resize(bytes.size());
     ids = heap_ids.data();
   }
+  size_t n = initial_ids(bytes, ids);
+  if (n <= 1) {
+    if (n == 1) out->push_back(ids[0]);
+    return;
+  }
+  if (n <= kSmallWord)
+    merge_small(ids, n, out);
+  else
+    merge_large(ids, n, out);
+}
+
+size_t BpeModel::initial_ids(std::string_view bytes, int32_t* ids) const {
   size_t n = 0;
   bool prev_unk = false;
   for (char c : bytes) {
@@ -107,12 +119,28 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>* out) c
     }
     ids[n++] = id;
   }
-  if (n <= 1) {
-    if (n == 1) out->push_back(ids[0]);
-    return;
+  return n;
+}
+
+void BpeModel::encode_piece_naive(std::string_view bytes, std::vector<int32_t>* out) const {
+  std::vector<int32_t> ids(bytes.size());
+  ids.resize(initial_ids(bytes, ids.data()));
+  while (ids.size() > 1) {
+    size_t best = 0;
+    int32_t best_rank = INT_MAX, best_id = -1;
+    for (size_t i = 0; i + 1 < ids.size(); i++) {
+      int32_t r, nid;
+      if (merge_of(ids[i], ids[i + 1], &r, &nid) && r < best_rank) {
+        best = i;
+        best_rank = r;
+        best_id = nid;
+      }
+    }
+    if (best_id < 0) break;
+    ids[best] = best_id;
+    ids.erase(ids.begin() + (long)best + 1);
   }
-  if (n <= kSmallWord) merge_small(ids, n, out);
-  else merge_large(ids, n, out);
+  out->insert(out->end(), ids.begin(), ids.end());
 }
 
 void BpeModel::merge_small(int32_t* ids, size_t n, std::vector<int32_t>* out) const {
@@ -150,7 +178,8 @@ void BpeModel::merge_large(const int32_t* ids, size_t n, std::vector<int32_t>* o
     bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::vector<Sym> sym(n);
-  for (size_t i = 0; i < n; i++) sym[i] = {ids[i], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, true};
+  for (size_t i = 0; i < n; i++)
+    sym[i] = {ids[i], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, true};
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
   for (size_t i = 0; i + 1 < n; i++) {
     int32_t r, nid;

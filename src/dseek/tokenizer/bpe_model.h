@@ -36,9 +36,12 @@ class BpeModel {
 
   // Appends the ids of the raw-byte piece `bytes`.
   void encode_piece(std::string_view bytes, std::vector<int32_t>* out) const;
+  // The specification: merge the lowest-rank leftmost pair, rescanning everything each time
+  // (O(n^2) per word). Kept for tests of both fast paths.
+  void encode_piece_naive(std::string_view bytes, std::vector<int32_t>* out) const;
 
-  int32_t id_of(std::string_view token) const;  // -1 when absent
-  int32_t id_end() const { return (int32_t)id_to_token_.size(); }  // max id + 1
+  int32_t id_of(std::string_view token) const;                                // -1 when absent
+  int32_t id_end() const { return (int32_t)id_to_token_.size(); }             // max id + 1
   const std::string& token_of(int32_t id) const { return id_to_token_[id]; }  // "" when absent
   bool has_id(int32_t id) const { return id >= 0 && id < id_end() && has_[id]; }
   size_t vocab_count() const { return token_to_id_.size(); }
@@ -65,6 +68,8 @@ class BpeModel {
       if (s.key == ~0ull) return false;
     }
   }
+  // Byte ids of `bytes` (unknown bytes: unk or dropped); returns their count.
+  size_t initial_ids(std::string_view bytes, int32_t* ids) const;
   void merge_small(int32_t* ids, size_t n, std::vector<int32_t>* out) const;
   void merge_large(const int32_t* ids, size_t n, std::vector<int32_t>* out) const;
 

@@ -28,8 +28,13 @@ using json = nlohmann::json;
 // constants
 
 std::vector<std::string> bpe_trainer_default_specials() {
-  return {"<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>", "<｜User｜>",
-          "<｜Assistant｜>", "<think>", "</think>"};
+  return {"<｜begin▁of▁sentence｜>",
+          "<｜end▁of▁sentence｜>",
+          "<｜▁pad▁｜>",
+          "<｜User｜>",
+          "<｜Assistant｜>",
+          "<think>",
+          "</think>"};
 }
 
 static constexpr size_t kCountChunk = 1u << 20;  // bytes per counting task
@@ -71,24 +76,26 @@ void BpeTrainer::count_range(std::string_view text,
   PreTokenizer::Session session(pre_);
   CountSink sink;
   sink.words = words;
-  std::vector<TextSegment> segs;
-  specials_.split(text, true, &segs);
-  for (const TextSegment& s : segs)
-    if (s.id < 0) pre_.split(session, text.substr(s.start, s.end - s.start), sink);
+  pre_.split(session, text, sink);
 }
 
 void BpeTrainer::add_text(std::string_view text) {
-  // Cut at exact pre-tokenizer boundaries (and never inside a special token: a cut point is
-  // "\n" + ASCII letter, which no default special token contains).
+  // Special tokens are cut out (never learned from); the text between them is cut into chunks at
+  // exact pre-tokenizer boundaries (PreTokenizer::find_cut) and counted on all threads.
+  std::vector<TextSegment> segs;
+  specials_.split(text, true, &segs);
   std::vector<std::pair<size_t, size_t>> chunks;
-  size_t pos = 0;
-  while (text.size() - pos > kCountChunk) {
-    size_t cut = PreTokenizer::find_cut(text, pos + kCountChunk, text.size());
-    if (cut == 0) break;
-    chunks.push_back({pos, cut});
-    pos = cut;
+  for (const TextSegment& s : segs) {
+    if (s.id >= 0) continue;
+    size_t pos = s.start;
+    while (s.end - pos > kCountChunk) {
+      size_t cut = PreTokenizer::find_cut(text, pos + kCountChunk, s.end);
+      if (cut == 0) break;
+      chunks.push_back({pos, cut});
+      pos = cut;
+    }
+    chunks.push_back({pos, s.end});
   }
-  chunks.push_back({pos, text.size()});
   auto t0 = std::chrono::steady_clock::now();
   int threads = opt_.threads > 0 ? opt_.threads : omp_get_max_threads();
   size_t done = 0;
@@ -241,10 +248,9 @@ json BpeTrainer::train() {
       int64_t c = pair_count[k];
       if (c > 0) heap.push({c, k});
     }
-    if (opt_.progress && (made == want || std::chrono::duration<double>(
-                                              std::chrono::steady_clock::now() - last_report)
-                                                  .count() > 0.5)) {
-      last_report = std::chrono::steady_clock::now();
+    auto now = std::chrono::steady_clock::now();
+    if (opt_.progress && std::chrono::duration<double>(now - last_report).count() > 0.5) {
+      last_report = now;
       opt_.progress({"merge", made, want, seconds_since(t0)});
     }
   }

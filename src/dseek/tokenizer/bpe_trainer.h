@@ -22,21 +22,22 @@
 
 namespace dseek {
 
-// DeepSeek's special tokens, in id order (`<｜begin▁of▁sentence｜>` = 0, `<｜end▁of▁sentence｜>` = 1).
+// DeepSeek's special tokens, in id order (`<｜begin▁of▁sentence｜>` = 0, `<｜end▁of▁sentence｜>` =
+// 1).
 std::vector<std::string> bpe_trainer_default_specials();
 
 struct BpeTrainProgress {
-  const char* stage;      // "count" (reading words) or "merge"
-  size_t done = 0;        // bytes read, or merges made
-  size_t total = 0;       // bytes to read, or merges wanted
-  double seconds = 0;     // since the stage started
+  const char* stage;   // "count" (reading words) or "merge"
+  size_t done = 0;     // bytes read, or merges made
+  size_t total = 0;    // bytes to read, or merges wanted
+  double seconds = 0;  // since the stage started
 };
 
 struct BpeTrainOptions {
   int32_t vocab_size = 32000;  // total, special tokens and the 256 bytes included
   std::vector<std::string> special_tokens = bpe_trainer_default_specials();
-  int64_t min_frequency = 2;   // stop when the best pair occurs fewer times
-  int threads = 0;             // for counting words; 0 = OpenMP default
+  int64_t min_frequency = 2;  // stop when the best pair occurs fewer times
+  int threads = 0;            // for counting words; 0 = OpenMP default
   std::function<void(const BpeTrainProgress&)> progress;  // may be empty
 };
 

@@ -32,9 +32,13 @@ const Tables& tables() {
 
 }  // namespace
 
-uint32_t byte_level_char(uint8_t b) { return tables().to_cp[b]; }
+uint32_t byte_level_char(uint8_t b) {
+  return tables().to_cp[b];
+}
 
-int byte_level_byte(uint32_t cp) { return cp < 324 ? tables().to_byte[cp] : -1; }
+int byte_level_byte(uint32_t cp) {
+  return cp < 324 ? tables().to_byte[cp] : -1;
+}
 
 void byte_level_encode(std::string* out, std::string_view bytes) {
   const Tables& t = tables();

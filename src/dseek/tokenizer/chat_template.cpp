@@ -30,9 +30,12 @@ static constexpr const char* kOutputEnd = "<｜tool▁output▁end｜>";
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-static std::string content_of(const ChatMessage& m) { return m.content.value_or(""); }
+static std::string content_of(const ChatMessage& m) {
+  return m.content.value_or("");
+}
 
-// tool['type'] + '<｜tool▁sep｜>' + name + '\n```json\n' + arguments + '\n```' + '<｜tool▁call▁end｜>'
+// tool['type'] + '<｜tool▁sep｜>' + name + '\n```json\n' + arguments + '\n```' +
+// '<｜tool▁call▁end｜>'
 static std::string call_body(const ChatToolCall& c) {
   return c.type + kSep + c.name + "\n```json\n" + c.arguments + "\n```" + kCallEnd;
 }
@@ -53,8 +56,7 @@ static std::string system_prefix(const std::vector<ChatMessage>& msgs, std::stri
 // ---------------------------------------------------------------------------------------------
 // templates
 
-static std::string render_v3(const std::vector<ChatMessage>& msgs, bool gen,
-                             std::string_view bos) {
+static std::string render_v3(const std::vector<ChatMessage>& msgs, bool gen, std::string_view bos) {
   std::string out = system_prefix(msgs, bos);
   bool is_first = false, is_tool = false, is_output_first = true;
   for (const ChatMessage& m : msgs) {
@@ -112,8 +114,10 @@ static std::string render_r1(const std::vector<ChatMessage>& msgs, bool gen, std
       is_tool = false;
       for (const ChatToolCall& c : *m.tool_calls) {
         if (!is_first) {
-          if (!m.content) out += std::string(kAssistant) + kCallsBegin + kCallBegin + call_body(c);
-          else out += kAssistant + *m.content + kCallsBegin + kCallBegin + call_body(c);
+          if (!m.content)
+            out += std::string(kAssistant) + kCallsBegin + kCallBegin + call_body(c);
+          else
+            out += kAssistant + *m.content + kCallsBegin + kCallBegin + call_body(c);
           is_first = true;
         } else {
           out += std::string("\n") + kCallBegin + call_body(c);
@@ -160,9 +164,12 @@ ChatTemplate chat_template_from_name(std::string_view name) {
 
 const char* chat_template_name(ChatTemplate t) {
   switch (t) {
-    case ChatTemplate::CHAT_DEEPSEEK_V3: return "deepseek-v3";
-    case ChatTemplate::CHAT_DEEPSEEK_R1: return "deepseek-r1";
-    case ChatTemplate::CHAT_DEEPSEEK_V3_0324: return "deepseek-v3-0324";
+    case ChatTemplate::CHAT_DEEPSEEK_V3:
+      return "deepseek-v3";
+    case ChatTemplate::CHAT_DEEPSEEK_R1:
+      return "deepseek-r1";
+    case ChatTemplate::CHAT_DEEPSEEK_V3_0324:
+      return "deepseek-v3-0324";
   }
   return "?";
 }
@@ -170,15 +177,13 @@ const char* chat_template_name(ChatTemplate t) {
 std::string chat_render(ChatTemplate t, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt, std::string_view bos_token) {
   for (const ChatMessage& m : messages)
-    DSEEK_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant" ||
-                    m.role == "tool",
+    DSEEK_CHECK(m.role == "system" || m.role == "user" || m.role == "assistant" || m.role == "tool",
                 "chat message role '{}' is not one of system, user, assistant, tool", m.role);
   switch (t) {
     case ChatTemplate::CHAT_DEEPSEEK_V3:
       return render_v3(messages, add_generation_prompt, bos_token);
     case ChatTemplate::CHAT_DEEPSEEK_R1:
-      return render_r1(messages, add_generation_prompt, bos_token,
-                       "<｜Assistant｜><think>\n");
+      return render_r1(messages, add_generation_prompt, bos_token, "<｜Assistant｜><think>\n");
     case ChatTemplate::CHAT_DEEPSEEK_V3_0324:
       return render_r1(messages, add_generation_prompt, bos_token, "<｜Assistant｜>");
   }

@@ -33,11 +33,16 @@ static constexpr const char* kGpt2Regex =
 
 static const char* behavior_name(SplitBehavior b) {
   switch (b) {
-    case SplitBehavior::SPLIT_ISOLATED: return "Isolated";
-    case SplitBehavior::SPLIT_REMOVED: return "Removed";
-    case SplitBehavior::SPLIT_MERGED_WITH_PREVIOUS: return "MergedWithPrevious";
-    case SplitBehavior::SPLIT_MERGED_WITH_NEXT: return "MergedWithNext";
-    case SplitBehavior::SPLIT_CONTIGUOUS: return "Contiguous";
+    case SplitBehavior::SPLIT_ISOLATED:
+      return "Isolated";
+    case SplitBehavior::SPLIT_REMOVED:
+      return "Removed";
+    case SplitBehavior::SPLIT_MERGED_WITH_PREVIOUS:
+      return "MergedWithPrevious";
+    case SplitBehavior::SPLIT_MERGED_WITH_NEXT:
+      return "MergedWithNext";
+    case SplitBehavior::SPLIT_CONTIGUOUS:
+      return "Contiguous";
   }
   return "?";
 }
@@ -89,17 +94,24 @@ static void parse_stage(const nlohmann::json& j, const std::string& file,
       text = pat["String"];
       st.literal = true;
     } else {
-      fail("tokenizer file '{}': pre_tokenizer Split needs a pattern {{\"Regex\": ...}} or "
-           "{{\"String\": ...}}",
-           file);
+      fail(
+          "tokenizer file '{}': pre_tokenizer Split needs a pattern {{\"Regex\": ...}} or "
+          "{{\"String\": ...}}",
+          file);
     }
     std::string b = j.value("behavior", std::string("Isolated"));
-    if (b == "Isolated") st.behavior = SplitBehavior::SPLIT_ISOLATED;
-    else if (b == "Removed") st.behavior = SplitBehavior::SPLIT_REMOVED;
-    else if (b == "MergedWithPrevious") st.behavior = SplitBehavior::SPLIT_MERGED_WITH_PREVIOUS;
-    else if (b == "MergedWithNext") st.behavior = SplitBehavior::SPLIT_MERGED_WITH_NEXT;
-    else if (b == "Contiguous") st.behavior = SplitBehavior::SPLIT_CONTIGUOUS;
-    else fail("tokenizer file '{}': pre_tokenizer Split behavior '{}' is not supported", file, b);
+    if (b == "Isolated")
+      st.behavior = SplitBehavior::SPLIT_ISOLATED;
+    else if (b == "Removed")
+      st.behavior = SplitBehavior::SPLIT_REMOVED;
+    else if (b == "MergedWithPrevious")
+      st.behavior = SplitBehavior::SPLIT_MERGED_WITH_PREVIOUS;
+    else if (b == "MergedWithNext")
+      st.behavior = SplitBehavior::SPLIT_MERGED_WITH_NEXT;
+    else if (b == "Contiguous")
+      st.behavior = SplitBehavior::SPLIT_CONTIGUOUS;
+    else
+      fail("tokenizer file '{}': pre_tokenizer Split behavior '{}' is not supported", file, b);
     st.invert = j.value("invert", false);
     try {
       st.regex = std::make_shared<Regex>(text, st.literal);
@@ -116,9 +128,10 @@ static void parse_stage(const nlohmann::json& j, const std::string& file,
     *use_regex = j.value("use_regex", true);
     return;
   }
-  fail("tokenizer file '{}': pre_tokenizer type '{}' is not supported (supported: Sequence, "
-       "Split, ByteLevel)",
-       file, type);
+  fail(
+      "tokenizer file '{}': pre_tokenizer type '{}' is not supported (supported: Sequence, "
+      "Split, ByteLevel)",
+      file, type);
 }
 
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string& file) {
@@ -126,12 +139,17 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string&
   if (j.is_null()) return p;
   parse_stage(j, file, &p.splits_, &p.has_byte_level_, &p.add_prefix_space_, &p.use_regex_);
   if (p.use_regex_) p.gpt2_regex_ = std::make_shared<Regex>(kGpt2Regex, false);
-  // Parallel cutting at "\n" + [A-Za-z] is exact for DeepSeek's three stages: no digit or CJK run
-  // crosses that point, and in the main regex every alternative that can contain '\n' ends at
-  // the last newline of its whitespace run (alt 3/4) or at a non-space (alt 5/6), while none can
-  // start with '\n' and continue into a letter; alternatives that fail before a letter but could
-  // succeed at the end of a cut (only `\s+(?!\S)`) are preceded by `\s*[\r\n]+`, which always
-  // wins on a run that ends in '\n'. tests/tokenizer checks the claim on the corpus and on fuzz.
+  // Cutting text at the points find_cut() returns and pre-tokenizing the parts separately gives
+  // the same pieces, for exactly DeepSeek's three stages (why: neither point touches a digit or a
+  // CJK character, so stages 1 and 2 leave it inside one gap; in stage 3 ...):
+  //  * "\n" | letter: every alternative that can contain '\n' ends at the last newline of its
+  //    whitespace run (alt 3/4) or before a non-space (alt 5/6); none continues from '\n' into a
+  //    letter. The only end-of-subject-sensitive alternative, `\s+(?!\S)`, comes after
+  //    `\s*[\r\n]+`, which always matches first on a run that ends in '\n'.
+  //  * letter | " " letter: the match covering the letter (alt 1 or 2, letters only after its first
+  //    character) ends at the space, which no letter-matching alternative can include; the space
+  //    then starts alt 2 (" " + letters) whether or not the text was cut there.
+  // No alternative looks behind. tests/tokenizer checks this on the corpus and on fuzz text.
   const char* known[3] = {kDeepseekDigits, kDeepseekCjk, kDeepseekMain};
   bool same = p.splits_.size() == 3 && p.has_byte_level_ && !p.add_prefix_space_ && !p.use_regex_;
   for (size_t i = 0; same && i < 3; i++) {
@@ -188,16 +206,15 @@ PreTokenizer::Session::Session(const PreTokenizer& p) {
   if (p.gpt2_regex_) gpt2 = std::make_unique<RegexMatcher>(*p.gpt2_regex_);
 }
 
+static bool ascii_letter(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
 size_t PreTokenizer::find_cut(std::string_view text, size_t from, size_t end) {
-  if (from == 0) from = 1;
-  for (size_t q = from; q < end;) {
-    const void* nl = std::memchr(text.data() + q - 1, '\n', end - (q - 1));
-    if (!nl) return 0;
-    size_t c = (const char*)nl - text.data() + 1;  // position after the newline
-    if (c >= end) return 0;
-    char ch = text[c];
-    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')) return c;
-    q = c + 1;
+  for (size_t p = std::max<size_t>(from, 1); p + 1 < end; p++) {
+    char c = text[p];
+    if (ascii_letter(c) && text[p - 1] == '\n') return p;
+    if (c == ' ' && ascii_letter(text[p - 1]) && ascii_letter(text[p + 1])) return p;
   }
   return 0;
 }
@@ -252,30 +269,38 @@ void PreTokenizer::run(Session& s, size_t stage, std::string_view text, PieceSin
   std::vector<Span> out;
   bool prev_match = false;
   switch (st.behavior) {
-    case SplitBehavior::SPLIT_ISOLATED: out = spans; break;
+    case SplitBehavior::SPLIT_ISOLATED:
+      out = spans;
+      break;
     case SplitBehavior::SPLIT_REMOVED:
       for (const Span& sp : spans)
         if (!sp.match) out.push_back(sp);
       break;
     case SplitBehavior::SPLIT_CONTIGUOUS:
       for (const Span& sp : spans) {
-        if (sp.match == prev_match && !out.empty()) out.back().b = sp.b;
-        else out.push_back(sp);
+        if (sp.match == prev_match && !out.empty())
+          out.back().b = sp.b;
+        else
+          out.push_back(sp);
         prev_match = sp.match;
       }
       break;
     case SplitBehavior::SPLIT_MERGED_WITH_PREVIOUS:
       for (const Span& sp : spans) {
-        if (sp.match && !prev_match && !out.empty()) out.back().b = sp.b;
-        else out.push_back(sp);
+        if (sp.match && !prev_match && !out.empty())
+          out.back().b = sp.b;
+        else
+          out.push_back(sp);
         prev_match = sp.match;
       }
       break;
     case SplitBehavior::SPLIT_MERGED_WITH_NEXT:
       for (size_t k = spans.size(); k-- > 0;) {
         const Span& sp = spans[k];
-        if (sp.match && !prev_match && !out.empty()) out.back().a = sp.a;
-        else out.push_back(sp);
+        if (sp.match && !prev_match && !out.empty())
+          out.back().a = sp.a;
+        else
+          out.push_back(sp);
         prev_match = sp.match;
       }
       std::reverse(out.begin(), out.end());

@@ -54,13 +54,13 @@ class PreTokenizer {
   static nlohmann::json deepseek_v3_json();
 
   bool has_byte_level() const { return has_byte_level_; }
-  // True when a "\n" followed by an ASCII letter is always a piece boundary, so text may be cut
-  // there and the parts encoded independently (proved for DeepSeek-V3's stages; see the .cpp).
+  // True when the points find_cut() returns are always piece boundaries, so text may be cut there
+  // and the parts encoded independently (argued for DeepSeek-V3's stages in the .cpp).
   bool parallel_safe() const { return parallel_safe_; }
 
   // A cut point in text[from, end) for parallel work: the first position p >= from with
-  // text[p-1] == '\n' and text[p] an ASCII letter; 0 when there is none. Only meaningful when
-  // parallel_safe().
+  // text[p-1] == '\n' and text[p] an ASCII letter, or text[p] == ' ' between two ASCII letters;
+  // 0 when there is none. Only meaningful when parallel_safe().
   static size_t find_cut(std::string_view text, size_t from, size_t end);
 
   // Splits `text` and sends every piece to `sink`.
@@ -84,9 +84,9 @@ class PreTokenizer::Session {
 
  private:
   friend class PreTokenizer;
-  std::vector<RegexMatcher> matchers;       // one per split stage
-  std::unique_ptr<RegexMatcher> gpt2;       // may be null
-  std::string prefixed;                     // scratch for add_prefix_space
+  std::vector<RegexMatcher> matchers;  // one per split stage
+  std::unique_ptr<RegexMatcher> gpt2;  // may be null
+  std::string prefixed;                // scratch for add_prefix_space
 };
 
 }  // namespace dseek

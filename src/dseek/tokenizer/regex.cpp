@@ -43,12 +43,24 @@ std::string regex_translate_onig(std::string_view p) {
     if (c == '\\' && i + 1 < n) {
       char e = p[i + 1];
       switch (e) {
-        case 's': add_set(kOnigSpace, false, e); break;
-        case 'S': add_set(kOnigSpace, true, e); break;
-        case 'w': add_set(kOnigWord, false, e); break;
-        case 'W': add_set(kOnigWord, true, e); break;
-        case 'h': add_set(kOnigHex, false, e); break;
-        case 'H': add_set(kOnigHex, true, e); break;
+        case 's':
+          add_set(kOnigSpace, false, e);
+          break;
+        case 'S':
+          add_set(kOnigSpace, true, e);
+          break;
+        case 'w':
+          add_set(kOnigWord, false, e);
+          break;
+        case 'W':
+          add_set(kOnigWord, true, e);
+          break;
+        case 'h':
+          add_set(kOnigHex, false, e);
+          break;
+        case 'H':
+          add_set(kOnigHex, true, e);
+          break;
         default:
           out += c;
           out += e;
@@ -96,8 +108,8 @@ Regex::Regex(std::string_view pattern, bool literal) : pattern_(pattern) {
   pcre2_set_newline(cctx, PCRE2_NEWLINE_LF);  // Oniguruma: '.' excludes only \n
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  pcre2_code* code = pcre2_compile((PCRE2_SPTR)translated.data(), translated.size(), opts, &err,
-                                   &err_off, cctx);
+  pcre2_code* code =
+      pcre2_compile((PCRE2_SPTR)translated.data(), translated.size(), opts, &err, &err_off, cctx);
   pcre2_compile_context_free(cctx);
   if (!code) {
     PCRE2_UCHAR msg[256];

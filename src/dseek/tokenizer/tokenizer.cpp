@@ -105,7 +105,10 @@ void check_decoder(const json& d, const std::string& file) {
 // ---------------------------------------------------------------------------------------------
 // loading
 
-Tokenizer Tokenizer::load(const std::string& path) {
+Tokenizer Tokenizer::load(const std::string& path_in) {
+  std::error_code ec;
+  std::string path =
+      std::filesystem::is_directory(path_in, ec) ? path_in + "/tokenizer.json" : path_in;
   std::string text = read_file(path, "tokenizer file");
   json j;
   try {
@@ -117,7 +120,6 @@ Tokenizer Tokenizer::load(const std::string& path) {
   t.path_ = path;
   // bos/eos from tokenizer_config.json beside the file (the tokenizer.json does not name them).
   auto cfg_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  std::error_code ec;
   if (std::filesystem::exists(cfg_path, ec)) {
     json cfg = json::parse(read_file(cfg_path.string(), "tokenizer config"), nullptr, false);
     if (cfg.is_object()) {
@@ -282,9 +284,9 @@ void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>* out, vo
 }
 
 // Work items: added tokens, and text cut into chunks of about `chunk` bytes at points where the
-// pre-tokenizer is known to split anyway ("\n" followed by an ASCII letter; see pretokenizer.h).
-void Tokenizer::plan_jobs(std::string_view text, const std::vector<TextSegment>& segs,
-                          size_t chunk, std::vector<Job>* jobs) const {
+// pre-tokenizer is known to split anyway (PreTokenizer::find_cut).
+void Tokenizer::plan_jobs(std::string_view text, const std::vector<TextSegment>& segs, size_t chunk,
+                          std::vector<Job>* jobs) const {
   for (const TextSegment& s : segs) {
     if (s.id >= 0 || !pre_.parallel_safe()) {
       jobs->push_back({s.start, s.end, s.id});
@@ -307,7 +309,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool allow_special
   std::vector<int32_t> out;
   int threads = num_threads_ > 0 ? num_threads_ : omp_get_max_threads();
   std::vector<Job> jobs;
-  if (threads > 1 && text.size() >= parallel_min_bytes_) {
+  // Inside a caller's parallel region (e.g. encoding a batch of documents) stay on this thread.
+  if (threads > 1 && !omp_in_parallel() && text.size() >= parallel_min_bytes_) {
     size_t chunk = std::max<size_t>(text.size() / ((size_t)threads * 8),
                                     std::max<size_t>(parallel_min_bytes_ / 4, 1));
     plan_jobs(text, segs, chunk, &jobs);
@@ -316,8 +319,10 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool allow_special
     out.reserve(text.size() / 4 + 16);
     EncodeCtx ctx(pre_);
     for (const TextSegment& s : segs) {
-      if (s.id >= 0) out.push_back(s.id);
-      else encode_text(text.substr(s.start, s.end - s.start), &out, &ctx);
+      if (s.id >= 0)
+        out.push_back(s.id);
+      else
+        encode_text(text.substr(s.start, s.end - s.start), &out, &ctx);
     }
     return out;
   }

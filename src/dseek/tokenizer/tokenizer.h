@@ -33,7 +33,8 @@ namespace dseek {
 
 class Tokenizer {
  public:
-  // Reads `path`. Also reads bos_token / eos_token from a tokenizer_config.json beside it, if any.
+  // Reads `path` (a tokenizer.json, or a folder holding one). Also reads bos_token / eos_token
+  // from a tokenizer_config.json beside it, if any.
   static Tokenizer load(const std::string& path);
   // From parsed tokenizer.json; `name` is used in error messages.
   static Tokenizer from_json(const nlohmann::json& j, const std::string& name);
@@ -43,9 +44,9 @@ class Tokenizer {
   // Unknown ids are skipped; invalid UTF-8 becomes U+FFFD (as `tokenizers` does).
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
 
-  std::string token_str(int32_t id) const;          // token as stored ("Ġworld"); "" if none
-  const std::string& token_bytes(int32_t id) const; // the raw bytes it decodes to; "" if none
-  int32_t token_id(std::string_view s) const;       // added token or vocab string; -1 if none
+  std::string token_str(int32_t id) const;            // token as stored ("Ġworld"); "" if none
+  const std::string& token_bytes(int32_t id) const;   // the raw bytes it decodes to; "" if none
+  int32_t token_id(std::string_view s) const;         // added token or vocab string; -1 if none
   int32_t vocab_size() const { return vocab_size_; }  // max id + 1, added tokens included
   int32_t bos_id() const { return bos_id_; }          // -1 when unknown
   int32_t eos_id() const { return eos_id_; }          // -1 when unknown

@@ -1,6 +1,7 @@
 // UTF-8 helpers (see utf8.h). The validity rules are those of the Unicode standard, table 3-7
 // (well-formed byte sequences); the lossy replacement follows the "maximal subpart" practice that
-// Rust's from_utf8_lossy implements, so decoded text matches Hugging Face `tokenizers` byte for byte.
+// Rust's from_utf8_lossy implements, so decoded text matches Hugging Face `tokenizers` byte for
+// byte.
 #include "dseek/tokenizer/utf8.h"
 
 namespace dseek {
@@ -70,9 +71,12 @@ size_t utf8_valid_char_len(std::string_view s) {
 uint32_t utf8_decode_char(std::string_view s, size_t n) {
   const auto* p = (const uint8_t*)s.data();
   switch (n) {
-    case 1: return p[0];
-    case 2: return ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-    case 3: return ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+    case 1:
+      return p[0];
+    case 2:
+      return ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+    case 3:
+      return ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
     default:
       return ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
              (p[3] & 0x3Fu);

@@ -33,11 +33,11 @@ inline uint64_t word_hash(std::string_view s) {
 
 class WordCache {
  public:
-  static constexpr size_t kMaxKeyLen = 256;         // longer pieces are not cached
-  static constexpr size_t kMaxEntries = 1u << 20;   // then the cache is cleared
+  static constexpr size_t kMaxKeyLen = 256;        // longer pieces are not cached
+  static constexpr size_t kMaxEntries = 1u << 20;  // then the cache is cleared
   static constexpr size_t kMaxIdsArena = 32u << 20;
 
-  WordCache() { reset(1u << 12); }
+  WordCache() { reset(64); }  // small: encode() of a short text must stay cheap
 
   // Pointer to the cached ids of `key` (and their count), or nullptr.
   const int32_t* find(std::string_view key, uint64_t h, uint32_t* n) const {
