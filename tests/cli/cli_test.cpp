@@ -141,3 +141,31 @@ TEST(Cli, MissingFilesAndBadFlags) {
   EXPECT_EQ(run("no-such-command").code, 2);
   EXPECT_EQ(run("--help").code, 0);
 }
+
+TEST(Cli, ChatLoopOverStdin) {
+  // the dseek-written fixture model (vocab 3000) with the fixture tokenizer (3000 ids)
+  std::string d = testing::TempDir() + "/dseek_cli_chat_" + std::to_string(getpid());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(F + "/dseek_yarn_tied/" + f, d + "/" + f);
+  fs::copy_file(F + "/tokenizer_v3style/tokenizer.json", d + "/tokenizer.json");
+  const std::string in = d + "/stdin.txt";
+  std::ofstream(in) << "Hello there\nAnd a second turn\n/reset\nAfter reset\n/quit\n";
+  const std::string errf = d + "/stderr.txt";
+  std::string cmd =
+      std::string(DSEEK_BINARY) + " chat -m " + d + " --greedy -n 6 < " + in + " 2>" + errf;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = pclose(p);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  size_t prompts = 0;  // "\n> " is printed before each line is read (5 lines, /quit included)
+  for (size_t at = out.find("\n> "); at != std::string::npos; at = out.find("\n> ", at + 1))
+    prompts++;
+  EXPECT_EQ(prompts, 5u) << out;
+  EXPECT_NE(out.find("(conversation cleared)"), std::string::npos) << out;
+  fs::remove_all(d);
+}
