@@ -1,3 +1,9 @@
+// Threading: with B >= 2 sequences the naive forward runs one task per sequence (projections,
+// RoPE, attention over all heads, o_proj: T rows each, single-threaded sgemm) spread over the
+// team by one `omp for`; the backward does the same for the activation gradients, then (after
+// one barrier) spreads the weight gradients over the team in blocks of weight rows. Each output
+// element is computed by one task, so results do not depend on the thread count. With B = 1 the
+// same code runs once over all rows and the ops parallelize themselves.
 #include "dseek/model/mla.h"
 
 #include <algorithm>
@@ -5,6 +11,7 @@
 #include <vector>
 
 #include "dseek/ops/cpu/attention.h"
+#include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/linear.h"
 #include "dseek/ops/cpu/rmsnorm.h"
 #include "dseek/ops/cpu/rope.h"
@@ -13,6 +20,7 @@ namespace dseek {
 
 namespace {
 constexpr float kLoraNormEps = 1e-6f;  // q_a_layernorm / kv_a_layernorm are built without eps
+constexpr double kParFlops = 2e6;      // below this a layer runs on the calling thread
 
 const float* opt(const Tensor& t) {
   return t.empty() ? nullptr : t.ptr();
@@ -21,46 +29,170 @@ float* opt(Tensor& t) {
   return t.empty() ? nullptr : t.ptr();
 }
 
-// Shared preamble: q [N, H*Dqk] with rope applied to q_pe; c [N, Dc] normalized latent;
-// kpe [N, Dr] rotated shared key. With `a`, also keeps cq, rstd_q, cqn, kva, rstd_kv.
-void mla_project(std::vector<float>& q, std::vector<float>& c, std::vector<float>& kpe,
-                 const float* x, const LayerWeights& L, const ModelConfig& cfg, const float* cos_t,
-                 const float* sin_t, int64_t N, MlaActs* a = nullptr) {
-  const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
-  const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
-  const int64_t Dq = cfg.q_lora_rank;
-  q.resize(N * H * Dqk);
-  if (Dq > 0) {
-    std::vector<float> cq_local, rq_local, cqn_local;
-    std::vector<float>& cq = a ? a->cq : cq_local;
-    std::vector<float>& rq = a ? a->rstd_q : rq_local;
-    std::vector<float>& cqn = a ? a->cqn : cqn_local;
-    cq.resize(N * Dq);
-    rq.resize(N);
-    cqn.resize(N * Dq);
-    linear_forward(cq.data(), x, L.q_a_proj.ptr(), opt(L.q_a_bias), N, C, Dq);
-    rmsnorm_forward(cqn.data(), Dq, rq.data(), cq.data(), Dq, L.q_a_norm.ptr(), N, Dq,
-                    kLoraNormEps);
-    linear_forward(q.data(), cqn.data(), L.q_b_proj.ptr(), nullptr, N, Dq, H * Dqk);
+struct Dims {
+  int64_t C, H, Dqk, Dn, Dr, Dc, Dv, Dq, half;
+  explicit Dims(const ModelConfig& c)
+      : C(c.hidden_size),
+        H(c.num_attention_heads),
+        Dqk(c.qk_head_dim()),
+        Dn(c.qk_nope_head_dim),
+        Dr(c.qk_rope_head_dim),
+        Dc(c.kv_lora_rank),
+        Dv(c.v_head_dim),
+        Dq(c.q_lora_rank),
+        half(c.qk_rope_head_dim / 2) {}
+};
+
+// Outputs of the shared preamble for n rows (row pointers at the first row). cq, rq, cqn only
+// with q-LoRA (Dq > 0).
+struct Proj {
+  float* q;    // [n, H*Dqk] with rope applied to q_pe
+  float* c;    // [n, Dc] normalized latent
+  float* kpe;  // [n, Dr] rotated shared key
+  float* cq;   // [n, Dq]
+  float* rq;   // [n]
+  float* cqn;  // [n, Dq]
+  float* kva;  // [n, Dc+Dr]
+  float* rkv;  // [n]
+};
+
+void mla_project(const Proj& p, const float* x, const LayerWeights& L, const ModelConfig& cfg,
+                 const float* cos_t, const float* sin_t, int64_t n) {
+  const Dims d(cfg);
+  if (d.Dq > 0) {
+    linear_forward(p.cq, x, L.q_a_proj.ptr(), opt(L.q_a_bias), n, d.C, d.Dq);
+    rmsnorm_forward(p.cqn, d.Dq, p.rq, p.cq, d.Dq, L.q_a_norm.ptr(), n, d.Dq, kLoraNormEps);
+    linear_forward(p.q, p.cqn, L.q_b_proj.ptr(), nullptr, n, d.Dq, d.H * d.Dqk);
   } else {
-    linear_forward(q.data(), x, L.q_proj.ptr(), nullptr, N, C, H * Dqk);
+    linear_forward(p.q, x, L.q_proj.ptr(), nullptr, n, d.C, d.H * d.Dqk);
   }
-  std::vector<float> kva_local, rkv_local;
-  std::vector<float>& kva = a ? a->kva : kva_local;
-  std::vector<float>& rkv = a ? a->rstd_kv : rkv_local;
-  kva.resize(N * (Dc + Dr));
-  rkv.resize(N);
-  linear_forward(kva.data(), x, L.kv_a_proj.ptr(), opt(L.kv_a_bias), N, C, Dc + Dr);
-  c.resize(N * Dc);
-  rmsnorm_forward(c.data(), Dc, rkv.data(), kva.data(), Dc + Dr, L.kv_a_norm.ptr(), N, Dc,
-                  kLoraNormEps);
-  kpe.resize(N * Dr);
-  for (int64_t n = 0; n < N; n++)
-    std::copy(kva.data() + n * (Dc + Dr) + Dc, kva.data() + (n + 1) * (Dc + Dr), &kpe[n * Dr]);
-  const int64_t half = Dr / 2;
-  rope_forward(q.data() + Dn, N, H, H * Dqk, Dqk, cos_t, sin_t, half, cfg.rope_interleave);
-  rope_forward(kpe.data(), N, 1, Dr, Dr, cos_t, sin_t, half, cfg.rope_interleave);
+  linear_forward(p.kva, x, L.kv_a_proj.ptr(), opt(L.kv_a_bias), n, d.C, d.Dc + d.Dr);
+  rmsnorm_forward(p.c, d.Dc, p.rkv, p.kva, d.Dc + d.Dr, L.kv_a_norm.ptr(), n, d.Dc, kLoraNormEps);
+  for (int64_t i = 0; i < n; i++)
+    std::copy(p.kva + i * (d.Dc + d.Dr) + d.Dc, p.kva + (i + 1) * (d.Dc + d.Dr), p.kpe + i * d.Dr);
+  rope_forward(p.q + d.Dn, n, d.H, d.H * d.Dqk, d.Dqk, cos_t, sin_t, d.half, cfg.rope_interleave);
+  rope_forward(p.kpe, n, 1, d.Dr, d.Dr, cos_t, sin_t, d.half, cfg.rope_interleave);
 }
+
+// Per-thread scratch, grown on demand.
+float* tls(int which, size_t n) {
+  thread_local std::vector<float> bufs[4];
+  if (bufs[which].size() < n) bufs[which].resize(n);
+  return bufs[which].data();
+}
+
+// Everything the naive forward keeps, as row-0 pointers into [N, ...] arrays.
+struct FwdBufs {
+  Proj p;
+  float *K, *V, *o, *probs;
+};
+
+// Forward of sequences [b0, b1): rows r0 = b0*T .. b1*T.
+void forward_seqs(float* out, const float* x, const LayerWeights& L, const ModelConfig& cfg,
+                  const FwdBufs& f, const float* cb, const float* sb, int64_t b0, int64_t b1,
+                  int64_t T) {
+  const Dims d(cfg);
+  const int64_t r0 = b0 * T, n = (b1 - b0) * T;
+  const Proj& g = f.p;
+  const Proj p{g.q + r0 * d.H * d.Dqk,     g.c + r0 * d.Dc,
+               tls(0, n * d.Dr),           g.cq ? g.cq + r0 * d.Dq : nullptr,
+               g.rq ? g.rq + r0 : nullptr, g.cqn ? g.cqn + r0 * d.Dq : nullptr,
+               g.kva + r0 * (d.Dc + d.Dr), g.rkv + r0};
+  mla_project(p, x + r0 * d.C, L, cfg, cb + r0 * d.half, sb + r0 * d.half, n);
+  const int64_t Dkv = d.Dn + d.Dv;
+  float* kv = tls(1, n * d.H * Dkv);
+  linear_forward(kv, p.c, L.kv_b_proj.ptr(), nullptr, n, d.Dc, d.H * Dkv);
+  float* K = f.K + r0 * d.H * d.Dqk;
+  float* V = f.V + r0 * d.H * d.Dv;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t h = 0; h < d.H; h++) {
+      const float* src = kv + (i * d.H + h) * Dkv;
+      float* k = K + (i * d.H + h) * d.Dqk;
+      std::copy(src, src + d.Dn, k);
+      std::copy(p.kpe + i * d.Dr, p.kpe + (i + 1) * d.Dr, k + d.Dn);
+      std::copy(src + d.Dn, src + Dkv, V + (i * d.H + h) * d.Dv);
+    }
+  float* o = f.o + r0 * d.H * d.Dv;
+  attention_forward_batch(o, f.probs ? f.probs + b0 * d.H * T * T : nullptr, p.q, K, V, b1 - b0, T,
+                          d.H, d.Dqk, d.Dv, cfg.softmax_scale());
+  linear_forward(out + r0 * d.C, o, L.o_proj.ptr(), opt(L.o_bias), n, d.H * d.Dv, d.C);
+}
+
+// Activation-gradient buffers of the backward ([N, ...], row-0 pointers), kept for the weight
+// gradients.
+struct BwdBufs {
+  float* dq;    // [N, H*Dqk] after the RoPE backward
+  float* dkv;   // [N, H*(Dn+Dv)]
+  float* dkva;  // [N, Dc+Dr]
+  float* dc;    // [N, Dc]
+  float* dcqn;  // [N, Dq]
+  float* dcq;   // [N, Dq]
+};
+
+// Backward, activation side, of sequences [b0, b1): dx rows overwritten.
+void backward_seqs(float* dx, const float* dout, const LayerWeights& L, const ModelConfig& cfg,
+                   const MlaActs& a, const BwdBufs& g, int64_t b0, int64_t b1) {
+  const Dims d(cfg);
+  const int64_t T = a.T, r0 = b0 * T, n = (b1 - b0) * T, Dkv = d.Dn + d.Dv;
+  const int64_t HQ = d.H * d.Dqk, HV = d.H * d.Dv;
+  // out = o W_o^T (+ b_o)
+  float* d_o = tls(0, n * HV);
+  linear_backward(d_o, nullptr, nullptr, dout + r0 * d.C, nullptr, L.o_proj.ptr(), n, HV, d.C);
+  // attention
+  float* dq = g.dq + r0 * HQ;
+  float* dK = tls(1, n * HQ);
+  float* dV = tls(2, n * HV);
+  attention_backward_batch(dq, dK, dV, d_o, a.q.data() + r0 * HQ, a.K.data() + r0 * HQ,
+                           a.V.data() + r0 * HV, a.probs.data() + b0 * d.H * T * T, b1 - b0, T, d.H,
+                           d.Dqk, d.Dv, cfg.softmax_scale());
+  // K = [k_nope | k_pe (shared by heads)], V  ->  dkv [n, H, Dn+Dv], dkpe [n, Dr]
+  float* dkv = g.dkv + r0 * d.H * Dkv;
+  float* dkva = g.dkva + r0 * (d.Dc + d.Dr);
+  for (int64_t i = 0; i < n; i++) {
+    float* dpe = dkva + i * (d.Dc + d.Dr) + d.Dc;
+    std::fill(dpe, dpe + d.Dr, 0.0f);
+    for (int64_t h = 0; h < d.H; h++) {
+      const float* dk = dK + (i * d.H + h) * d.Dqk;
+      float* o = dkv + (i * d.H + h) * Dkv;
+      std::copy(dk, dk + d.Dn, o);
+      std::copy(dV + (i * d.H + h) * d.Dv, dV + (i * d.H + h + 1) * d.Dv, o + d.Dn);
+      for (int64_t j = 0; j < d.Dr; j++) dpe[j] += dk[d.Dn + j];
+    }
+  }
+  // kv = c W_kvb^T
+  float* dc = g.dc + r0 * d.Dc;
+  linear_backward(dc, nullptr, nullptr, dkv, nullptr, L.kv_b_proj.ptr(), n, d.Dc, d.H * Dkv);
+  // c = RMSNorm(kva[:, :Dc]);  k_pe = RoPE(kva[:, Dc:])
+  rmsnorm_backward(dkva, d.Dc + d.Dr, nullptr, dc, d.Dc, a.kva.data() + r0 * (d.Dc + d.Dr),
+                   d.Dc + d.Dr, L.kv_a_norm.ptr(), a.rstd_kv.data() + r0, n, d.Dc);
+  rope_backward(dkva + d.Dc, n, 1, d.Dc + d.Dr, d.Dr, a.cos_t.data() + r0 * d.half,
+                a.sin_t.data() + r0 * d.half, d.half, cfg.rope_interleave);
+  // kva = x W_kva^T (+ b)
+  float* dxr = dx + r0 * d.C;
+  linear_backward(dxr, nullptr, nullptr, dkva, nullptr, L.kv_a_proj.ptr(), n, d.C, d.Dc + d.Dr);
+  // q: RoPE on q_pe, then the projections
+  rope_backward(dq + d.Dn, n, d.H, HQ, d.Dqk, a.cos_t.data() + r0 * d.half,
+                a.sin_t.data() + r0 * d.half, d.half, cfg.rope_interleave);
+  if (d.Dq > 0) {
+    float* dcqn = g.dcqn + r0 * d.Dq;
+    float* dcq = g.dcq + r0 * d.Dq;
+    linear_backward(dcqn, nullptr, nullptr, dq, nullptr, L.q_b_proj.ptr(), n, d.Dq, HQ);
+    rmsnorm_backward(dcq, d.Dq, nullptr, dcqn, d.Dq, a.cq.data() + r0 * d.Dq, d.Dq,
+                     L.q_a_norm.ptr(), a.rstd_q.data() + r0, n, d.Dq);
+    linear_backward(dxr, nullptr, nullptr, dcq, nullptr, L.q_a_proj.ptr(), n, d.C, d.Dq,
+                    /*accumulate=*/true);
+  } else {
+    linear_backward(dxr, nullptr, nullptr, dq, nullptr, L.q_proj.ptr(), n, d.C, HQ,
+                    /*accumulate=*/true);
+  }
+}
+
+// One weight-gradient job: a block of weight rows, or a norm weight's gradient.
+struct WJob {
+  WeightGradBlock blk{};
+  int norm = -1;  // 0: kv_a_norm, 1: q_a_norm (blk unused)
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -69,117 +201,114 @@ void mla_project(std::vector<float>& q, std::vector<float>& c, std::vector<float
 void mla_forward_naive(float* out, const float* x, const LayerWeights& L, const ModelConfig& cfg,
                        const float* cos_t, const float* sin_t, int64_t B, int64_t T,
                        MlaActs* save) {
-  const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
-  const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
-  const int64_t Dv = cfg.v_head_dim, N = B * T;
+  const Dims d(cfg);
+  const int64_t N = B * T;
   // rope tables are per position; repeat them for each sequence of the batch
-  const int64_t half = Dr / 2;
-  std::vector<float> cb_local, sb_local;
-  std::vector<float>& cb = save ? save->cos_t : cb_local;
-  std::vector<float>& sb = save ? save->sin_t : sb_local;
-  cb.resize(N * half);
-  sb.resize(N * half);
+  thread_local MlaActs cache;  // without save: buffers kept between calls (no page faults)
+  MlaActs& a = save ? *save : cache;
+  std::vector<float>& cb = a.cos_t;
+  std::vector<float>& sb = a.sin_t;
+  cb.resize(N * d.half);
+  sb.resize(N * d.half);
   for (int64_t b = 0; b < B; b++) {
-    std::copy(cos_t, cos_t + T * half, cb.data() + b * T * half);
-    std::copy(sin_t, sin_t + T * half, sb.data() + b * T * half);
+    std::copy(cos_t, cos_t + T * d.half, cb.data() + b * T * d.half);
+    std::copy(sin_t, sin_t + T * d.half, sb.data() + b * T * d.half);
   }
-  std::vector<float> q_local, c_local, kpe, K_local, V_local, o_local, p_local;
-  std::vector<float>& q = save ? save->q : q_local;
-  std::vector<float>& c = save ? save->c : c_local;
-  std::vector<float>& K = save ? save->K : K_local;
-  std::vector<float>& V = save ? save->V : V_local;
-  std::vector<float>& o = save ? save->o : o_local;
   if (save) {
-    save->x.assign(x, x + N * C);
+    save->x.assign(x, x + N * d.C);
     save->B = B;
     save->T = T;
   }
-  mla_project(q, c, kpe, x, L, cfg, cb.data(), sb.data(), N, save);
-  std::vector<float> kv(N * H * (Dn + Dv));
-  linear_forward(kv.data(), c.data(), L.kv_b_proj.ptr(), nullptr, N, Dc, H * (Dn + Dv));
-  K.resize(N * H * Dqk);
-  V.resize(N * H * Dv);
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t h = 0; h < H; h++) {
-      const float* src = kv.data() + (n * H + h) * (Dn + Dv);
-      float* k = K.data() + (n * H + h) * Dqk;
-      std::copy(src, src + Dn, k);
-      std::copy(kpe.data() + n * Dr, kpe.data() + (n + 1) * Dr, k + Dn);
-      std::copy(src + Dn, src + Dn + Dv, V.data() + (n * H + h) * Dv);
-    }
-  o.resize(N * H * Dv);
-  float* probs = nullptr;
-  if (save) {
-    save->probs.resize(B * H * T * T);
-    probs = save->probs.data();
+  a.q.resize(N * d.H * d.Dqk);
+  a.c.resize(N * d.Dc);
+  a.kva.resize(N * (d.Dc + d.Dr));
+  a.rstd_kv.resize(N);
+  if (d.Dq > 0) {
+    a.cq.resize(N * d.Dq);
+    a.rstd_q.resize(N);
+    a.cqn.resize(N * d.Dq);
   }
-  const float scale = cfg.softmax_scale();
-  for (int64_t b = 0; b < B; b++) {
-    const int64_t off = b * T * H;
-    attention_forward(o.data() + off * Dv, probs ? probs + b * H * T * T : nullptr,
-                      q.data() + off * Dqk, K.data() + off * Dqk, V.data() + off * Dv, T, H, Dqk,
-                      Dv, scale);
+  a.K.resize(N * d.H * d.Dqk);
+  a.V.resize(N * d.H * d.Dv);
+  a.o.resize(N * d.H * d.Dv);
+  if (save) a.probs.resize(B * d.H * T * T);
+  const FwdBufs f{Proj{a.q.data(), a.c.data(), nullptr, d.Dq > 0 ? a.cq.data() : nullptr,
+                       d.Dq > 0 ? a.rstd_q.data() : nullptr, d.Dq > 0 ? a.cqn.data() : nullptr,
+                       a.kva.data(), a.rstd_kv.data()},
+                  a.K.data(), a.V.data(), a.o.data(), save ? a.probs.data() : nullptr};
+  const double flops = 2.0 * N * d.C * (d.Dq + d.H * d.Dqk + d.Dc + d.Dr + d.H * d.Dv) +
+                       2.0 * N * T * d.H * (d.Dqk + d.Dv);
+  const int nt = B >= 2 ? par_threads(flops, kParFlops) : 1;
+  if (B >= 2) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t b = 0; b < B; b++)
+      forward_seqs(out, x, L, cfg, f, cb.data(), sb.data(), b, b + 1, T);
+  } else {
+    forward_seqs(out, x, L, cfg, f, cb.data(), sb.data(), 0, B, T);
   }
-  linear_forward(out, o.data(), L.o_proj.ptr(), opt(L.o_bias), N, H * Dv, C);
 }
 
 void mla_backward(float* dx, LayerWeights& G, const float* dout, const LayerWeights& L,
                   const ModelConfig& cfg, const MlaActs& a) {
-  const int64_t C = cfg.hidden_size, H = cfg.num_attention_heads, Dqk = cfg.qk_head_dim();
-  const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
-  const int64_t Dv = cfg.v_head_dim, Dq = cfg.q_lora_rank, B = a.B, T = a.T, N = B * T;
-  const int64_t half = Dr / 2;
-  // out = o W_o^T (+ b_o)
-  std::vector<float> d_o(N * H * Dv);
-  linear_backward(d_o.data(), G.o_proj.ptr(), opt(G.o_bias), dout, a.o.data(), L.o_proj.ptr(), N,
-                  H * Dv, C);
-  // attention per sequence
-  std::vector<float> dq(N * H * Dqk), dK(N * H * Dqk), dV(N * H * Dv);
-  const float scale = cfg.softmax_scale();
-  for (int64_t b = 0; b < B; b++) {
-    const int64_t off = b * T * H;
-    attention_backward(dq.data() + off * Dqk, dK.data() + off * Dqk, dV.data() + off * Dv,
-                       d_o.data() + off * Dv, a.q.data() + off * Dqk, a.K.data() + off * Dqk,
-                       a.V.data() + off * Dv, a.probs.data() + b * H * T * T, T, H, Dqk, Dv, scale);
-  }
-  // K = [k_nope | k_pe (shared by heads)], V  ->  dkv [N, H, Dn+Dv], dkpe [N, Dr]
-  std::vector<float> dkv(N * H * (Dn + Dv)), dkva(N * (Dc + Dr), 0.0f);
-  for (int64_t n = 0; n < N; n++) {
-    float* dpe = dkva.data() + n * (Dc + Dr) + Dc;
-    for (int64_t h = 0; h < H; h++) {
-      const float* dk = dK.data() + (n * H + h) * Dqk;
-      float* d = dkv.data() + (n * H + h) * (Dn + Dv);
-      std::copy(dk, dk + Dn, d);
-      std::copy(dV.data() + (n * H + h) * Dv, dV.data() + (n * H + h + 1) * Dv, d + Dn);
-      for (int64_t i = 0; i < Dr; i++) dpe[i] += dk[Dn + i];
-    }
-  }
-  // kv = c W_kvb^T
-  std::vector<float> dc(N * Dc);
-  linear_backward(dc.data(), G.kv_b_proj.ptr(), nullptr, dkv.data(), a.c.data(), L.kv_b_proj.ptr(),
-                  N, Dc, H * (Dn + Dv));
-  // c = RMSNorm(kva[:, :Dc]);  k_pe = RoPE(kva[:, Dc:])
-  rmsnorm_backward(dkva.data(), Dc + Dr, G.kv_a_norm.ptr(), dc.data(), Dc, a.kva.data(), Dc + Dr,
-                   L.kv_a_norm.ptr(), a.rstd_kv.data(), N, Dc);
-  rope_backward(dkva.data() + Dc, N, 1, Dc + Dr, Dr, a.cos_t.data(), a.sin_t.data(), half,
-                cfg.rope_interleave);
-  // kva = x W_kva^T (+ b)
-  linear_backward(dx, G.kv_a_proj.ptr(), opt(G.kv_a_bias), dkva.data(), a.x.data(),
-                  L.kv_a_proj.ptr(), N, C, Dc + Dr);
-  // q: RoPE on q_pe, then the projections
-  rope_backward(dq.data() + Dn, N, H, H * Dqk, Dqk, a.cos_t.data(), a.sin_t.data(), half,
-                cfg.rope_interleave);
-  if (Dq > 0) {
-    std::vector<float> dcqn(N * Dq), dcq(N * Dq);
-    linear_backward(dcqn.data(), G.q_b_proj.ptr(), nullptr, dq.data(), a.cqn.data(),
-                    L.q_b_proj.ptr(), N, Dq, H * Dqk);
-    rmsnorm_backward(dcq.data(), Dq, G.q_a_norm.ptr(), dcqn.data(), Dq, a.cq.data(), Dq,
-                     L.q_a_norm.ptr(), a.rstd_q.data(), N, Dq);
-    linear_backward(dx, G.q_a_proj.ptr(), opt(G.q_a_bias), dcq.data(), a.x.data(), L.q_a_proj.ptr(),
-                    N, C, Dq, /*accumulate=*/true);
+  const Dims d(cfg);
+  const int64_t B = a.B, T = a.T, N = B * T, Dkv = d.Dn + d.Dv;
+  const int64_t HQ = d.H * d.Dqk, HV = d.H * d.Dv;
+  // the calling thread's buffers, shared with the team
+  thread_local std::vector<float> dq_b, dkv_b, dkva_b, dc_b, dcqn_b, dcq_b;
+  dq_b.resize(N * HQ);
+  dkv_b.resize(N * d.H * Dkv);
+  dkva_b.resize(N * (d.Dc + d.Dr));
+  dc_b.resize(N * d.Dc);
+  dcqn_b.resize(N * d.Dq);
+  dcq_b.resize(N * d.Dq);
+  const BwdBufs g{dq_b.data(), dkv_b.data(),  dkva_b.data(),
+                  dc_b.data(), dcqn_b.data(), dcq_b.data()};
+
+  // weight gradients, in blocks of rows (the order of the list does not change the result)
+  std::vector<WJob> jobs;
+  std::vector<WeightGradBlock> blks;
+  weight_grad_blocks(blks, G.o_proj.ptr(), opt(G.o_bias), dout, a.o.data(), N, HV, d.C);
+  weight_grad_blocks(blks, G.kv_b_proj.ptr(), nullptr, g.dkv, a.c.data(), N, d.Dc, d.H * Dkv);
+  weight_grad_blocks(blks, G.kv_a_proj.ptr(), opt(G.kv_a_bias), g.dkva, a.x.data(), N, d.C,
+                     d.Dc + d.Dr);
+  if (d.Dq > 0) {
+    weight_grad_blocks(blks, G.q_b_proj.ptr(), nullptr, g.dq, a.cqn.data(), N, d.Dq, HQ);
+    weight_grad_blocks(blks, G.q_a_proj.ptr(), opt(G.q_a_bias), g.dcq, a.x.data(), N, d.C, d.Dq);
   } else {
-    linear_backward(dx, G.q_proj.ptr(), nullptr, dq.data(), a.x.data(), L.q_proj.ptr(), N, C,
-                    H * Dqk, /*accumulate=*/true);
+    weight_grad_blocks(blks, G.q_proj.ptr(), nullptr, g.dq, a.x.data(), N, d.C, HQ);
+  }
+  std::stable_sort(
+      blks.begin(), blks.end(),
+      [](const WeightGradBlock& x, const WeightGradBlock& y) { return x.cost() > y.cost(); });
+  jobs.push_back(WJob{.norm = 0});
+  if (d.Dq > 0) jobs.push_back(WJob{.norm = 1});
+  for (const WeightGradBlock& b : blks) jobs.push_back(WJob{.blk = b});
+  const int64_t njobs = (int64_t)jobs.size();
+  auto run_job = [&](const WJob& j) {
+    if (j.norm == 0)
+      rmsnorm_backward(nullptr, 0, G.kv_a_norm.ptr(), g.dc, d.Dc, a.kva.data(), d.Dc + d.Dr,
+                       L.kv_a_norm.ptr(), a.rstd_kv.data(), N, d.Dc);
+    else if (j.norm == 1)
+      rmsnorm_backward(nullptr, 0, G.q_a_norm.ptr(), g.dcqn, d.Dq, a.cq.data(), d.Dq,
+                       L.q_a_norm.ptr(), a.rstd_q.data(), N, d.Dq);
+    else
+      run_weight_grad_block(j.blk);
+  };
+
+  const double flops =
+      4.0 * N * d.C * (d.Dq + HQ + d.Dc + d.Dr + HV) + 4.0 * N * T * d.H * (d.Dqk + d.Dv);
+  const int nt = B >= 2 ? par_threads(flops, kParFlops) : 1;
+  if (B >= 2) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < B; b++) backward_seqs(dx, dout, L, cfg, a, g, b, b + 1);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t i = 0; i < njobs; i++) run_job(jobs[i]);
+    }
+  } else {
+    backward_seqs(dx, dout, L, cfg, a, g, 0, B);
+    for (const WJob& j : jobs) run_job(j);
   }
 }
 
@@ -193,8 +322,12 @@ void mla_forward_absorbed(float* out, const float* x, const LayerWeights& L, con
   const int64_t Dn = cfg.qk_nope_head_dim, Dr = cfg.qk_rope_head_dim, Dc = cfg.kv_lora_rank;
   const int64_t Dv = cfg.v_head_dim;
   const int64_t past = cache.len, Tt = past + S;
-  std::vector<float> q, c, kpe;
-  mla_project(q, c, kpe, x, L, cfg, cos_t, sin_t, S);
+  const int64_t Dq = cfg.q_lora_rank;
+  std::vector<float> q(S * H * Dqk), c(S * Dc), kpe(S * Dr), cq(S * Dq), rq(S), cqn(S * Dq),
+      kva(S * (Dc + Dr)), rkv(S);
+  mla_project(Proj{q.data(), c.data(), kpe.data(), cq.data(), rq.data(), cqn.data(), kva.data(),
+                   rkv.data()},
+              x, L, cfg, cos_t, sin_t, S);
   cache.reserve(Tt);
   float* cc = cache.c_kv[layer].data();  // [Tt, Dc]
   float* cp = cache.k_pe[layer].data();  // [Tt, Dr]

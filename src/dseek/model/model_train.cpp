@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/cross_entropy.h"
 #include "dseek/ops/cpu/embedding.h"
 #include "dseek/ops/cpu/linear.h"
@@ -12,6 +13,21 @@ namespace dseek {
 
 namespace {
 
+// Per-thread scratch of the calling thread, grown on demand (no allocation, memset or page
+// faults per step). Slots are distinct per use below.
+std::vector<float>& scratch(int slot, size_t n) {
+  thread_local std::vector<float> bufs[8];
+  if (bufs[slot].size() < n) bufs[slot].resize(n);
+  return bufs[slot];
+}
+
+// h[i] += y[i], over the team when large (elementwise: the same for any thread count)
+void add_inplace(float* h, const float* y, int64_t n) {
+  const int nt = par_threads((double)n, 262144.0);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+  for (int64_t i = 0; i < n; i++) h[i] += y[i];
+}
+
 // ---------------------------------------------------------------------------------------------
 // one decoder layer: h += MLA(RMSNorm(h)); h += FFN(RMSNorm(h))
 
@@ -21,13 +37,13 @@ void layer_train_forward(std::vector<float>& h, const LayerWeights& L, const Mod
                          double* balance_loss) {
   const int64_t C = cfg.hidden_size, N = B * T;
   const float eps = (float)cfg.rms_norm_eps;
-  std::vector<float> y(N * C);
+  float* y = scratch(0, N * C).data();
   la.h_in = h;
   la.x1.resize(N * C);
   la.rstd1.resize(N);
   rmsnorm_forward(la.x1.data(), C, la.rstd1.data(), h.data(), C, L.attn_norm.ptr(), N, C, eps);
-  mla_forward_naive(y.data(), la.x1.data(), L, cfg, cos_t, sin_t, B, T, &la.attn);
-  for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
+  mla_forward_naive(y, la.x1.data(), L, cfg, cos_t, sin_t, B, T, &la.attn);
+  add_inplace(h.data(), y, N * C);
   la.h_mid = h;
   la.x2.resize(N * C);
   la.rstd2.resize(N);
@@ -37,30 +53,30 @@ void layer_train_forward(std::vector<float>& h, const LayerWeights& L, const Mod
                    .aux_alpha = opt.aux_balance_alpha,
                    .T = T,
                    .grad_scale = opt.loss_scale};
-    moe_forward(y.data(), la.x2.data(), L, cfg, N, load, &la.moe, &bal);
+    moe_forward(y, la.x2.data(), L, cfg, N, load, &la.moe, &bal);
     *balance_loss += la.moe.balance_loss;
   } else {
-    ffn_dense_forward(y.data(), la.x2.data(), L.gate_proj, L.up_proj, L.down_proj, N, C, &la.ffn);
+    ffn_dense_forward(y, la.x2.data(), L.gate_proj, L.up_proj, L.down_proj, N, C, &la.ffn);
   }
-  for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
+  add_inplace(h.data(), y, N * C);
 }
 
 // dh: gradient w.r.t. the layer output on entry, w.r.t. its input on return.
 void layer_train_backward(std::vector<float>& dh, LayerWeights& G, const LayerWeights& L,
                           const ModelConfig& cfg, bool moe, const LayerActs& la, int64_t N) {
   const int64_t C = cfg.hidden_size;
-  std::vector<float> dx(N * C);
+  float* dx = scratch(1, N * C).data();
   if (moe) {
-    moe_backward(dx.data(), G, dh.data(), L, cfg, la.moe, N);
+    moe_backward(dx, G, dh.data(), L, cfg, la.moe, N);
   } else {
-    ffn_dense_backward(dx.data(), G.gate_proj, G.up_proj, G.down_proj, dh.data(), L.gate_proj,
-                       L.up_proj, L.down_proj, la.ffn, N, C);
+    ffn_dense_backward(dx, G.gate_proj, G.up_proj, G.down_proj, dh.data(), L.gate_proj, L.up_proj,
+                       L.down_proj, la.ffn, N, C);
   }
-  rmsnorm_backward(dh.data(), C, G.ffn_norm.ptr(), dx.data(), C, la.h_mid.data(), C,
-                   L.ffn_norm.ptr(), la.rstd2.data(), N, C, /*accumulate=*/true);
-  mla_backward(dx.data(), G, dh.data(), L, cfg, la.attn);
-  rmsnorm_backward(dh.data(), C, G.attn_norm.ptr(), dx.data(), C, la.h_in.data(), C,
-                   L.attn_norm.ptr(), la.rstd1.data(), N, C, /*accumulate=*/true);
+  rmsnorm_backward(dh.data(), C, G.ffn_norm.ptr(), dx, C, la.h_mid.data(), C, L.ffn_norm.ptr(),
+                   la.rstd2.data(), N, C, /*accumulate=*/true);
+  mla_backward(dx, G, dh.data(), L, cfg, la.attn);
+  rmsnorm_backward(dh.data(), C, G.attn_norm.ptr(), dx, C, la.h_in.data(), C, L.attn_norm.ptr(),
+                   la.rstd1.data(), N, C, /*accumulate=*/true);
 }
 
 // logits = hn W_head^T, then in place: d(scale * mean CE)/dlogits. Returns the mean CE.
@@ -106,12 +122,12 @@ double model_train_forward(const Model& m, const int32_t* inputs, const int32_t*
   rope_tables(cos_t.data(), sin_t.data(), pos.data(), T, m.inv_freq.data(), half,
               m.rope_attn_factor);
 
-  std::vector<float> h(N * C);
+  std::vector<float>& h = a.h_final;  // the residual stream, updated in place
+  h.resize(N * C);
   embedding_forward(h.data(), m.w.embed.ptr(), inputs, N, C);
   for (int64_t l = 0; l < nl; l++)
     layer_train_forward(h, m.w.layers[l], cfg, cfg.is_moe_layer(l), B, T, cos_t.data(),
                         sin_t.data(), a.layers[l], opt, &a.expert_load[l], &a.balance_loss);
-  a.h_final = h;
   a.hn.resize(N * C);
   a.rstd_final.resize(N);
   rmsnorm_forward(a.hn.data(), C, a.rstd_final.data(), h.data(), C, m.w.norm.ptr(), N, C, eps);
@@ -140,13 +156,13 @@ double model_train_forward(const Model& m, const int32_t* inputs, const int32_t*
                     eps);
     rmsnorm_forward(ma.cat.data() + C, 2 * C, ma.rstd_h.data(), ma.h_prev.data(), C, M.hnorm.ptr(),
                     N, C, eps);
-    std::vector<float> hk(N * C);
+    std::vector<float>& hk = ma.h_out;  // the block's residual stream, updated in place
+    hk.resize(N * C);
     linear_forward(hk.data(), ma.cat.data(), M.eh_proj.ptr(), nullptr, N, 2 * C, C);
     const int64_t li = nl + k - 1;
     std::vector<int64_t> load;
     layer_train_forward(hk, M.block, cfg, cfg.is_moe_layer(li), B, T, cos_t.data(), sin_t.data(),
                         ma.block, opt, &load, &a.balance_loss);
-    ma.h_out = hk;
     ma.hn.resize(N * C);
     ma.rstd_out.resize(N);
     rmsnorm_forward(ma.hn.data(), C, ma.rstd_out.data(), hk.data(), C, M.head_norm.ptr(), N, C,
@@ -166,25 +182,26 @@ void model_train_backward(const Model& m, const TrainActs& a, ModelWeights& G) {
   const int64_t C = cfg.hidden_size, V = cfg.vocab_size, N = a.B * a.T;
   const int64_t nl = cfg.num_hidden_layers, D = (int64_t)a.mtp.size();
   Tensor& dhead = cfg.tie_word_embeddings ? G.embed : G.lm_head;
-  // gradient w.r.t. the main model's post-norm hidden state hn (head + MTP depth 1)
-  std::vector<float> dhn(N * C, 0.0f), dh(N * C);
+  // buffers of the calling thread, kept between steps
+  thread_local std::vector<float> dhn, dh, dhk_n, dhk, dcat, demb, dprev;
+  dh.resize(N * C);
 
   // MTP depths, last first; dprev carries d h^{k-1} from depth k to depth k-1
-  std::vector<float> dprev;
   for (int64_t k = D; k >= 1; k--) {
     const MtpWeights& M = m.w.mtp[k - 1];
     MtpWeights& GM = G.mtp[k - 1];
     const MtpActs& ma = a.mtp[k - 1];
-    std::vector<float> dhk_n(N * C), dhk(N * C);
+    dhk_n.resize(N * C);
+    dhk.resize(N * C);
     linear_backward(dhk_n.data(), dhead.ptr(), nullptr, ma.dlogits.data(), ma.hn.data(),
                     m.w.head().ptr(), N, C, V);
     rmsnorm_backward(dhk.data(), C, GM.head_norm.ptr(), dhk_n.data(), C, ma.h_out.data(), C,
                      M.head_norm.ptr(), ma.rstd_out.data(), N, C);
-    if (k < D)  // h^k also fed depth k+1
-      for (int64_t i = 0; i < N * C; i++) dhk[i] += dprev[i];
+    if (k < D) add_inplace(dhk.data(), dprev.data(), N * C);  // h^k also fed depth k+1
     const int64_t li = nl + k - 1;
     layer_train_backward(dhk, GM.block, M.block, cfg, cfg.is_moe_layer(li), ma.block, N);
-    std::vector<float> dcat(N * 2 * C), demb(N * C);
+    dcat.resize(N * 2 * C);
+    demb.resize(N * C);
     linear_backward(dcat.data(), GM.eh_proj.ptr(), nullptr, dhk.data(), ma.cat.data(),
                     M.eh_proj.ptr(), N, 2 * C, C);
     rmsnorm_backward(demb.data(), C, GM.enorm.ptr(), dcat.data(), 2 * C, ma.emb.data(), C,
@@ -194,7 +211,12 @@ void model_train_backward(const Model& m, const TrainActs& a, ModelWeights& G) {
     rmsnorm_backward(dprev.data(), C, GM.hnorm.ptr(), dcat.data() + C, 2 * C, ma.h_prev.data(), C,
                      M.hnorm.ptr(), ma.rstd_h.data(), N, C);
   }
-  if (D > 0) dhn = dprev;
+  // gradient w.r.t. the main model's post-norm hidden state hn (head + MTP depth 1)
+  if (D > 0) {
+    std::swap(dhn, dprev);
+  } else {
+    dhn.assign(N * C, 0.0f);
+  }
 
   // main model: logits = hn W_head^T  (tied: the head is the embedding)
   linear_backward(dhn.data(), dhead.ptr(), nullptr, a.dlogits.data(), a.hn.data(), m.w.head().ptr(),

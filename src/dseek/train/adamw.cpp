@@ -7,6 +7,11 @@
 // Not here: the schedule (lr_schedule.cpp), the training loop.
 #include "dseek/train/adamw.h"
 
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>      // min
 #include <charconv>       // from_chars (metadata step)
 #include <cmath>          // sqrt, pow, isfinite
@@ -32,38 +37,68 @@ constexpr int64_t kNormBlock = 1 << 16;    // fixed reduction block of grad_glob
 
 namespace {
 
-// One AdamW update of n elements. decay_mul = 1 - lr*wd (1 when not decayed), step_size =
-// lr / bc1, bc2_sqrt = sqrt(bc2), one_m_b1 = 1 - b1, one_m_b2 = 1 - b2: all rounded to fp32.
-void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, float decay_mul,
-                  float one_m_b1, float b2, float one_m_b2, float step_size, float bc2_sqrt,
-                  float eps) {
-#pragma omp parallel for schedule(static) if (n >= kOmpMinElems)
-  for (int64_t i = 0; i < n; i++) {
-    float pi = p[i] * decay_mul;
-    float gi = g[i];
-    float mi = m[i] + one_m_b1 * (gi - m[i]);  // lerp(m, g, 1-b1) for weight < 0.5
-    float vi = v[i] * b2 + one_m_b2 * gi * gi;
-    float denom = std::sqrt(vi) / bc2_sqrt + eps;
+struct AdamWScalars {  // all rounded to fp32
+  float decay_mul;     // 1 - lr*wd (1 when not decayed)
+  float one_m_b1, b2, one_m_b2;
+  float step_size;  // lr / bc1
+  float bc2_sqrt;   // sqrt(bc2)
+  float eps;
+};
+
+// One AdamW update of n elements, in the op order of the header comment (fp32; the lerp and
+// the second moment as fused multiply-adds). The AVX-512 lanes compute exactly what the scalar
+// tail does (sqrt and division are correctly rounded in both).
+void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const AdamWScalars& k) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 dm = _mm512_set1_ps(k.decay_mul), a1 = _mm512_set1_ps(k.one_m_b1),
+               b2 = _mm512_set1_ps(k.b2), a2 = _mm512_set1_ps(k.one_m_b2),
+               ss = _mm512_set1_ps(k.step_size), bc = _mm512_set1_ps(k.bc2_sqrt),
+               ep = _mm512_set1_ps(k.eps);
+  for (; i + 16 <= n; i += 16) {
+    const __m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), dm);
+    const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i);
+    const __m512 mi = _mm512_fmadd_ps(a1, _mm512_sub_ps(gi, m0), m0);
+    const __m512 vi =
+        _mm512_fmadd_ps(_mm512_loadu_ps(v + i), b2, _mm512_mul_ps(_mm512_mul_ps(a2, gi), gi));
+    // (masked sqrt: GCC 12 flags _mm512_sqrt_ps with a false -Wmaybe-uninitialized)
+    const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_mask_sqrt_ps(vi, 0xFFFF, vi), bc), ep);
+    _mm512_storeu_ps(m + i, mi);
+    _mm512_storeu_ps(v + i, vi);
+    _mm512_storeu_ps(p + i, _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(ss, mi), denom)));
+  }
+#endif
+  for (; i < n; i++) {
+    const float pi = p[i] * k.decay_mul;
+    const float gi = g[i];
+    const float mi = std::fma(k.one_m_b1, gi - m[i], m[i]);  // lerp(m, g, 1-b1), weight < 0.5
+    const float vi = std::fma(v[i], k.b2, (k.one_m_b2 * gi) * gi);
+    const float denom = std::sqrt(vi) / k.bc2_sqrt + k.eps;
     m[i] = mi;
     v[i] = vi;
-    p[i] = pi - step_size * mi / denom;
+    p[i] = pi - (k.step_size * mi) / denom;
   }
 }
 
-// Sum of squares of n floats in double, in fixed blocks summed in order (thread-count invariant).
-double sum_sq(const float* x, int64_t n) {
-  int64_t nb = (n + kNormBlock - 1) / kNormBlock;
-  std::vector<double> part(nb, 0.0);
-#pragma omp parallel for schedule(static) if (nb > 1)
-  for (int64_t b = 0; b < nb; b++) {
-    int64_t lo = b * kNormBlock, hi = std::min(n, lo + kNormBlock);
-    double s = 0.0;
-    for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
-    part[b] = s;
+// A contiguous piece of one tensor: elements [lo, hi) of tensor t.
+struct Piece {
+  size_t t;
+  int64_t lo, hi;
+};
+
+// Tensors cut into pieces of at most `len` elements, for one `omp for` over all of them.
+template <class NumelOf>
+std::vector<Piece> pieces(size_t count, NumelOf numel_of, int64_t len) {
+  std::vector<Piece> out;
+  for (size_t t = 0; t < count; t++) {
+    const int64_t n = numel_of(t);
+    for (int64_t lo = 0; lo < n; lo += len) out.push_back({t, lo, std::min(n, lo + len)});
   }
-  double s = 0.0;
-  for (double v : part) s += v;
-  return s;
+  return out;
+}
+
+int threads_for(int64_t total_elems) {
+  return omp_in_parallel() || total_elems < kOmpMinElems ? 1 : omp_get_max_threads();
 }
 
 void grads_check(const std::vector<ParamRef>& params, const std::vector<ParamRef>& grads) {
@@ -131,12 +166,30 @@ void AdamW::step(const std::vector<ParamRef>& grads, float lr) {
   const float step_size = (float)((double)lr / bc1);
   const float bc2_sqrt = (float)std::sqrt(bc2);
   const float decay_mul = (float)(1.0 - (double)lr * (double)cfg_.weight_decay);
-  for (size_t i = 0; i < params_.size(); i++) {
-    if (!params_[i].trainable) continue;
-    Tensor& p = *params_[i].tensor;
-    adamw_update(p.ptr(), m_[i].ptr(), v_[i].ptr(), grads[i].tensor->ptr(), p.numel(),
-                 decay_[i] ? decay_mul : 1.0f, (float)(1.0 - b1), (float)b2, (float)(1.0 - b2),
-                 step_size, bc2_sqrt, cfg_.eps);
+  const AdamWScalars k{.decay_mul = decay_mul,
+                       .one_m_b1 = (float)(1.0 - b1),
+                       .b2 = (float)b2,
+                       .one_m_b2 = (float)(1.0 - b2),
+                       .step_size = step_size,
+                       .bc2_sqrt = bc2_sqrt,
+                       .eps = cfg_.eps};
+  AdamWScalars k_nodecay = k;
+  k_nodecay.decay_mul = 1.0f;
+  // every trainable tensor in pieces, one parallel loop (elementwise: any cut, same result)
+  const std::vector<Piece> ps = pieces(
+      params_.size(),
+      [&](size_t i) { return params_[i].trainable ? params_[i].tensor->numel() : (int64_t)0; },
+      kOmpMinElems);
+  int64_t total = 0;
+  for (const Piece& q : ps) total += q.hi - q.lo;
+  const int64_t np = (int64_t)ps.size();
+  const int nt = threads_for(total);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nt) if (nt > 1)
+  for (int64_t j = 0; j < np; j++) {
+    const Piece& q = ps[j];
+    const size_t i = q.t;
+    adamw_update(params_[i].tensor->ptr() + q.lo, m_[i].ptr() + q.lo, v_[i].ptr() + q.lo,
+                 grads[i].tensor->ptr() + q.lo, q.hi - q.lo, decay_[i] ? k : k_nodecay);
   }
 }
 
@@ -210,10 +263,34 @@ void AdamW::load(const std::string& path) {
 }
 
 double grad_global_norm(const std::vector<ParamRef>& grads) {
-  double s = 0.0;
-  for (const ParamRef& g : grads) {
+  // Sum of squares in fp64 over fixed kNormBlock blocks of each tensor, summed in block order,
+  // then over tensors in order (thread-count invariant); all blocks in one parallel loop.
+  std::vector<Piece> blocks;
+  std::vector<size_t> first(grads.size() + 1, 0);
+  for (size_t t = 0; t < grads.size(); t++) {
+    first[t] = blocks.size();
+    const ParamRef& g = grads[t];
     if (!g.trainable || !g.tensor) continue;
-    s += sum_sq(g.tensor->ptr(), g.tensor->numel());
+    const int64_t n = g.tensor->numel();
+    for (int64_t lo = 0; lo < n; lo += kNormBlock)
+      blocks.push_back({t, lo, std::min(n, lo + kNormBlock)});
+  }
+  first[grads.size()] = blocks.size();
+  const int64_t nb = (int64_t)blocks.size();
+  std::vector<double> part(nb, 0.0);
+  const int nt = nb > 1 ? threads_for(nb * kNormBlock) : 1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+  for (int64_t b = 0; b < nb; b++) {
+    const float* x = grads[blocks[b].t].tensor->ptr();
+    double s = 0.0;
+    for (int64_t i = blocks[b].lo; i < blocks[b].hi; i++) s += (double)x[i] * (double)x[i];
+    part[b] = s;
+  }
+  double s = 0.0;
+  for (size_t t = 0; t < grads.size(); t++) {
+    double st = 0.0;
+    for (size_t b = first[t]; b < first[t + 1]; b++) st += part[b];
+    s += st;
   }
   return std::sqrt(s);
 }
@@ -224,12 +301,20 @@ float clip_grad_norm(std::vector<ParamRef>& grads, float max_norm) {
   // torch: clip_coef = max_norm / (total_norm + 1e-6), computed in the grads' dtype (fp32)
   const float coef = max_norm / ((float)norm + 1e-6f);
   if (coef < 1.0f) {
-    for (ParamRef& g : grads) {
-      if (!g.trainable || !g.tensor) continue;
-      float* x = g.tensor->ptr();
-      const int64_t n = g.tensor->numel();
-#pragma omp parallel for schedule(static) if (n >= kOmpMinElems)
-      for (int64_t i = 0; i < n; i++) x[i] *= coef;
+    const std::vector<Piece> ps = pieces(
+        grads.size(),
+        [&](size_t i) {
+          return grads[i].trainable && grads[i].tensor ? grads[i].tensor->numel() : (int64_t)0;
+        },
+        kOmpMinElems);
+    int64_t total = 0;
+    for (const Piece& q : ps) total += q.hi - q.lo;
+    const int64_t np = (int64_t)ps.size();
+    const int nt = threads_for(total);
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nt) if (nt > 1)
+    for (int64_t j = 0; j < np; j++) {
+      float* x = grads[ps[j].t].tensor->ptr();
+      for (int64_t i = ps[j].lo; i < ps[j].hi; i++) x[i] *= coef;
     }
   }
   return (float)norm;

@@ -21,11 +21,20 @@ void attention_forward(float* out, float* probs, const float* q, const float* k,
 //   dS[s, t] = P[s, t] (dP[s, t] - D[s])
 //   dq[s] = scale sum_{t<=s} dS[s, t] k[t];   dk[t] = scale sum_{s>=t} dS[s, t] q[s]
 //   dv[t] = sum_{s>=t} P[s, t] dout[s]
-// dq [T, H, Dqk], dk [T, H, Dqk], dv [T, H, Dv] overwrite (any may be null). Two passes, each
-// parallel over (head, row) without races: rows s give dq and D; columns t give dk and dv
-// (dP is recomputed there instead of storing a [H, T, T] scratch).
+// dq [T, H, Dqk], dk [T, H, Dqk], dv [T, H, Dv] overwrite (any may be null). Per head, through
+// sgemm on the strided head slices (dS is a [T, T] per-thread scratch).
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, const float* probs, int64_t T, int64_t H,
                         int64_t Dqk, int64_t Dv, float scale);
+
+// The same over B independent sequences stored one after another (q [B, T, H, Dqk], ...,
+// probs [B, H, T, T]); the (sequence, head) pairs run in parallel when called from outside a
+// parallel region (serially inside one).
+void attention_forward_batch(float* out, float* probs, const float* q, const float* k,
+                             const float* v, int64_t B, int64_t T, int64_t H, int64_t Dqk,
+                             int64_t Dv, float scale);
+void attention_backward_batch(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                              const float* k, const float* v, const float* probs, int64_t B,
+                              int64_t T, int64_t H, int64_t Dqk, int64_t Dv, float scale);
 
 }  // namespace dseek

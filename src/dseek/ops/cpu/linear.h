@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace dseek {
 
@@ -34,6 +35,23 @@ void gemm_tn(float* out, int64_t ldo, const float* A, int64_t lda, const float* 
 // BLAS sgemm; linear_backward_naive is the plain-loop reference (fp64 accumulation).
 void linear_backward(float* dx, float* dW, float* db, const float* dy, const float* x,
                      const float* W, int64_t N, int64_t IN, int64_t OUT, bool accumulate = false);
+// A block of weight-gradient rows: dW[o0:o1, :] += dy[:, o0:o1]^T x over all N rows (one
+// single-threaded sgemm; db[o0:o1] += column sums of dy when db is set). Callers collect the
+// blocks of several weights and spread them over a team themselves; each output element is
+// computed by one block, so the result does not depend on the schedule.
+struct WeightGradBlock {
+  float* dW;
+  float* db;
+  const float* dy;  // [N, OUT]
+  const float* x;   // [N, IN]
+  int64_t N, IN, OUT, o0, o1;
+  double cost() const { return (double)(o1 - o0) * (double)IN * (double)N; }
+};
+// Appends the blocks (of `rows` weight rows each) of dW += dy^T x (and db += sum_n dy).
+void weight_grad_blocks(std::vector<WeightGradBlock>& out, float* dW, float* db, const float* dy,
+                        const float* x, int64_t N, int64_t IN, int64_t OUT, int64_t rows = 64);
+void run_weight_grad_block(const WeightGradBlock& b);
+
 void linear_backward_naive(float* dx, float* dW, float* db, const float* dy, const float* x,
                            const float* W, int64_t N, int64_t IN, int64_t OUT,
                            bool accumulate = false);

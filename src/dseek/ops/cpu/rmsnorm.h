@@ -19,7 +19,7 @@ void rmsnorm_forward(float* out, int64_t ldo, float* rstd, const float* x, int64
 //   dx[n, j] = r * (g[j] - x[n, j] * r^2 * (sum_k g[k] x[n, k]) / C)   (= or += per accumulate)
 //   dw[j]   += sum_n dy[n, j] * x[n, j] * r[n]                          (may be null)
 // Row strides: dx lddx, dy lddy, x ldx. dx may alias dy or x (same stride). fp64 row sums;
-// dw is reduced from per-thread partials in a fixed order (deterministic for a thread count).
+// dw is reduced from per-row-block partials in a fixed order (the same for any thread count).
 void rmsnorm_backward(float* dx, int64_t lddx, float* dw, const float* dy, int64_t lddy,
                       const float* x, int64_t ldx, const float* w, const float* rstd, int64_t N,
                       int64_t C, bool accumulate = false);
