@@ -13,31 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_kit.h"
 #include "dseek/io/safetensors.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
+using CliRun = dseek_test::CliResult;
 
 CliRun run(const std::string& args) {
-  const std::string errf =
-      testing::TempDir() + "/dseek_cli_stderr_" + std::to_string(getpid()) + ".txt";
-  std::string cmd = std::string(DSEEK_BINARY) + " " + args + " 2>" + errf + " </dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  CliRun r{};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::ifstream e(errf);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
+  return dseek_test::dseek_cli(args);
 }
 
 const std::string F = DSEEK_FIXTURES;
@@ -152,16 +138,9 @@ TEST(Cli, ChatLoopOverStdin) {
   fs::copy_file(F + "/tokenizer_v3style/tokenizer.json", d + "/tokenizer.json");
   const std::string in = d + "/stdin.txt";
   std::ofstream(in) << "Hello there\nAnd a second turn\n/reset\nAfter reset\n/quit\n";
-  const std::string errf = d + "/stderr.txt";
-  std::string cmd =
-      std::string(DSEEK_BINARY) + " chat -m " + d + " --greedy -n 6 < " + in + " 2>" + errf;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  CliRun r = dseek_test::dseek_cli("chat -m " + d + " --greedy -n 6", "", in);
+  const std::string& out = r.out;
+  EXPECT_EQ(r.code, 0) << r.err;
   size_t prompts = 0;  // "\n> " is printed before each line is read (5 lines, /quit included)
   for (size_t at = out.find("\n> "); at != std::string::npos; at = out.find("\n> ", at + 1))
     prompts++;

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_kit.h"
 #include "dseek/io/token_shards.h"
 #include "dseek/tokenizer/tokenizer.h"
 
@@ -22,26 +23,10 @@ using json = nlohmann::json;
 
 namespace {
 
-struct DataRun {
-  int code;
-  std::string out, err;
-};
+using DataRun = dseek_test::CliResult;
 
 DataRun run_dseek(const std::string& args) {
-  std::string errf = testing::TempDir();
-  errf.append("/dseek_data_cli_stderr_").append(std::to_string(getpid())).append(".txt");
-  std::string cmd = DSEEK_BINARY;
-  cmd.append(" ").append(args).append(" 2>").append(errf).append(" </dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  DataRun r{};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::ifstream e(errf);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
+  return dseek_test::dseek_cli(args);
 }
 
 const std::string kTok = std::string(DSEEK_FIXTURES) + "/tokenizer_v3style/tokenizer.json";

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_kit.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -27,33 +29,11 @@ using json = nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-struct PlotRun {
-  int code;
-  std::string out, err;
-};
+using PlotRun = dseek_test::CliResult;
 
 // Runs `[env_prefix] DSEEK_BINARY plot ARGS`, capturing stdout and stderr.
 PlotRun plot_exec(const std::string& args, const std::string& env_prefix = "") {
-  const std::string errf =
-      testing::TempDir() + "/dseek_plot_stderr_" + std::to_string(getpid()) + ".txt";
-  std::string cmd = env_prefix;
-  cmd.append(DSEEK_BINARY);
-  cmd.append(" plot ");
-  cmd.append(args);
-  cmd.append(" 2>");
-  cmd.append(errf);
-  cmd.append(" </dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  PlotRun r{};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::ifstream e(errf);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  std::remove(errf.c_str());
-  return r;
+  return dseek_test::dseek_cli("plot " + args, env_prefix);
 }
 
 bool gnuplot_present() {

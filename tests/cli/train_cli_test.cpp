@@ -16,32 +16,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_kit.h"
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
 
-struct TrainRun {
-  int code;
-  std::string out, err;
-};
+using TrainRun = dseek_test::CliResult;
 
 TrainRun sh(const std::string& cmd_tail, const std::string& env = "") {
-  const std::string errf =
-      testing::TempDir() + "/dseek_train_stderr_" + std::to_string(getpid()) + ".txt";
-  std::string cmd = env;
-  cmd.append(" ").append(DSEEK_BINARY).append(" ").append(cmd_tail);
-  cmd.append(" 2>").append(errf).append(" </dev/null");
-  FILE* p = popen(cmd.c_str(), "r");
-  TrainRun r{};
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  std::ifstream e(errf);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
+  return dseek_test::dseek_cli(cmd_tail, env);
 }
 
 const std::string F = DSEEK_FIXTURES;
