@@ -65,6 +65,7 @@ bool read_self(long long* ticks) {
 
 struct Guard {
   bool enabled = true;
+  bool verbose = false;  // DSEEK_ADAPTIVE_THREADS=verbose: report each change on stderr
   bool started = false;
   int requested = 0;  // the team size the program asked for
   int current = 0;    // the size we last set (0: never set)
@@ -80,6 +81,7 @@ Guard& guard() {
     Guard x;
     const char* e = std::getenv("DSEEK_ADAPTIVE_THREADS");
     x.enabled = !(e && e[0] == '0');
+    x.verbose = e && std::strcmp(e, "verbose") == 0;
     CPU_ZERO(&x.mask);
     if (sched_getaffinity(0, sizeof x.mask, &x.mask) != 0) x.enabled = false;
     x.ncpu = std::max(1, CPU_COUNT(&x.mask));
@@ -128,6 +130,9 @@ void adapt_threads() {
   else if (g.current < g.requested && g.current + 1 + others < g.ncpu + kBusyLow)
     want = std::max(g.current + 1, fit);
   if (want != g.current) {
+    if (g.verbose)
+      std::fprintf(stderr, "[dseek] other processes use %.2f of %d cores: %d -> %d threads\n",
+                   others, g.ncpu, g.current, want);
     omp_set_num_threads(want);
     g.current = want;
   }
