@@ -108,57 +108,39 @@ void run_gemms(const Gemm* gs, int n) {
   for (int64_t i = 0; i < nt_tasks; i++) run_gemm(tasks[i]);
 }
 
+// One GEMM, out (+)= op(A) op(B), with op = transpose where ta / tb.
+void gemm_one(bool ta, bool tb, float* out, int64_t ldo, const float* A, int64_t lda,
+              const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float beta) {
+  Gemm g{.ta = ta,
+         .tb = tb,
+         .M = M,
+         .N = N,
+         .K = K,
+         .A = A,
+         .lda = lda,
+         .B = B,
+         .ldb = ldb,
+         .beta = beta,
+         .C = out,
+         .ldc = ldo};
+  run_gemms(&g, 1);
+}
+
 }  // namespace
 
 void gemm_nt(float* out, int64_t ldo, const float* A, int64_t lda, const float* B, int64_t ldb,
              int64_t M, int64_t N, int64_t K, float beta) {
-  Gemm g{.ta = false,
-         .tb = true,
-         .M = M,
-         .N = N,
-         .K = K,
-         .A = A,
-         .lda = lda,
-         .B = B,
-         .ldb = ldb,
-         .beta = beta,
-         .C = out,
-         .ldc = ldo};
-  run_gemms(&g, 1);
+  gemm_one(false, true, out, ldo, A, lda, B, ldb, M, N, K, beta);
 }
 
 void gemm_nn(float* out, int64_t ldo, const float* A, int64_t lda, const float* B, int64_t ldb,
              int64_t M, int64_t N, int64_t K, float beta) {
-  Gemm g{.ta = false,
-         .tb = false,
-         .M = M,
-         .N = N,
-         .K = K,
-         .A = A,
-         .lda = lda,
-         .B = B,
-         .ldb = ldb,
-         .beta = beta,
-         .C = out,
-         .ldc = ldo};
-  run_gemms(&g, 1);
+  gemm_one(false, false, out, ldo, A, lda, B, ldb, M, N, K, beta);
 }
 
 void gemm_tn(float* out, int64_t ldo, const float* A, int64_t lda, const float* B, int64_t ldb,
              int64_t M, int64_t N, int64_t K, float beta) {
-  Gemm g{.ta = true,
-         .tb = false,
-         .M = M,
-         .N = N,
-         .K = K,
-         .A = A,
-         .lda = lda,
-         .B = B,
-         .ldb = ldb,
-         .beta = beta,
-         .C = out,
-         .ldc = ldo};
-  run_gemms(&g, 1);
+  gemm_one(true, false, out, ldo, A, lda, B, ldb, M, N, K, beta);
 }
 
 void linear_forward(float* out, const float* in, const float* W, const float* bias, int64_t N,
