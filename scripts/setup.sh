@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake ninja-build pkg-config
       libcli11-dev nlohmann-json3-dev libopenblas-openmp-dev libpcre2-dev
+      libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
       libgtest-dev libgmock-dev libfmt-dev clang-format gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
