@@ -4,6 +4,7 @@
 
 #include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/cross_entropy.h"
+#include "dseek/ops/cpu/token_logprobs.h"
 #include "dseek/ops/cpu/embedding.h"
 #include "dseek/ops/cpu/linear.h"
 #include "dseek/ops/cpu/rmsnorm.h"
@@ -131,12 +132,28 @@ double model_train_forward(const Model& m, const int32_t* inputs, const int32_t*
   a.hn.resize(N * C);
   a.rstd_final.resize(N);
   rmsnorm_forward(a.hn.data(), C, a.rstd_final.data(), h.data(), C, m.w.norm.ptr(), N, C, eps);
-  a.ce_loss = head_loss(a.dlogits, a.hn, m, targets, N, opt.loss_scale, &a.n_targets);
+  if (opt.defer_head_grad) {
+    a.dlogits.resize(N * V);
+    linear_forward(a.dlogits.data(), a.hn.data(), m.w.head().ptr(), nullptr, N, C, V);
+    a.token_logp.resize(N);
+    a.token_entropy.resize(N);
+    token_logprobs(a.token_logp.data(), a.token_entropy.data(), a.dlogits.data(), targets, N, V);
+    double sum = 0;
+    a.n_targets = 0;
+    for (int64_t i = 0; i < N; i++)
+      if (targets[i] >= 0) {
+        sum -= a.token_logp[i];
+        a.n_targets++;
+      }
+    a.ce_loss = a.n_targets ? sum / a.n_targets : 0.0;
+  } else {
+    a.ce_loss = head_loss(a.dlogits, a.hn, m, targets, N, opt.loss_scale, &a.n_targets);
+  }
 
   // multi-token prediction, depth k = 1..D
-  a.mtp.resize(D);
+  a.mtp.resize(opt.run_mtp ? D : 0);
   a.mtp_loss_total = 0.0;
-  for (int64_t k = 1; k <= D; k++) {
+  for (int64_t k = 1; k <= (int64_t)a.mtp.size(); k++) {
     const MtpWeights& M = m.w.mtp[k - 1];
     MtpActs& ma = a.mtp[k - 1];
     ma.tokens.assign(N, 0);

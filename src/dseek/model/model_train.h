@@ -20,6 +20,12 @@ struct TrainOptions {
   float mtp_lambda = 0.3f;  // L = L_main + (lambda / D) sum_k L_mtp_k (when the model has MTP)
   float seq_balance_alpha = 0.0f;  // V3's complementary sequence-wise balance loss
   float aux_balance_alpha = 0.0f;  // classic expert-level auxiliary loss
+  bool run_mtp = true;             // false: skip the MTP modules (no MTP loss, zero MTP gradients)
+  // false (default): dlogits = d(loss_scale * mean CE)/dlogits, computed in the forward.
+  // true: the forward leaves the raw LOGITS in acts.dlogits and fills acts.token_logp /
+  // token_entropy; the caller writes its own gradient into acts.dlogits before the backward
+  // (RL objectives, distillation: see posttrain/token_logprobs.h). ce_loss is still reported.
+  bool defer_head_grad = false;
 };
 
 struct LayerActs {
@@ -56,12 +62,15 @@ struct TrainActs {
   int64_t B = 0, T = 0;
   std::vector<int32_t> inputs;  // [B*T]
   std::vector<LayerActs> layers;
-  std::vector<float> h_final;     // [N, C] before the final norm
-  std::vector<float> hn;          // [N, C] after it
-  std::vector<float> rstd_final;  // [N]
-  std::vector<float> dlogits;     // [N, V] gradient of the scaled loss w.r.t. the logits
-  double ce_loss = 0.0;           // mean cross-entropy over counted targets
-  double balance_loss = 0.0;      // sum over MoE layers (already weighted by alpha)
+  std::vector<float> h_final;        // [N, C] before the final norm
+  std::vector<float> hn;             // [N, C] after it
+  std::vector<float> rstd_final;     // [N]
+  std::vector<float> dlogits;        // [N, V] gradient of the scaled loss w.r.t. the logits
+                                     //        (the logits themselves with defer_head_grad)
+  std::vector<float> token_logp;     // [N] log p(target) (0 where ignored); defer_head_grad only
+  std::vector<float> token_entropy;  // [N] entropy of the predicted distribution; same
+  double ce_loss = 0.0;              // mean cross-entropy over counted targets
+  double balance_loss = 0.0;         // sum over MoE layers (already weighted by alpha)
   int64_t n_targets = 0;
   std::vector<std::vector<int64_t>> expert_load;  // per layer ([E] for MoE layers, else empty)
   std::vector<MtpActs> mtp;                       // one per MTP depth (empty without MTP)
@@ -70,7 +79,8 @@ struct TrainActs {
 };
 
 // inputs, targets: [B, T]; a target < 0 is ignored. Returns ce_loss + balance_loss +
-// mtp_loss_total (the MTP modules run when the weights have them: cfg.mtp_depth > 0).
+// mtp_loss_total (the MTP modules run when the weights have them, cfg.mtp_depth > 0, and
+// opt.run_mtp).
 double model_train_forward(const Model& m, const int32_t* inputs, const int32_t* targets, int64_t B,
                            int64_t T, TrainActs& acts, const TrainOptions& opt = {});
 void model_train_backward(const Model& m, const TrainActs& acts, ModelWeights& grads);

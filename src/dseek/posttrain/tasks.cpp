@@ -267,8 +267,8 @@ Candidate gen_arith(const std::string& op, TaskRng& rng, const TaskOptions& o) {
   c.key = fmt::format("{}:{}{}{}", op, a, sym, b);
   c.problem.task = op;
   c.problem.answer = std::to_string(r);
-  c.problem.prompt = task_prompt_wrap(
-      fmt::format("Compute {} {} {}. Give only the integer result in the answer.", a, sym, b));
+  c.problem.question =
+      (fmt::format("Compute {} {} {}. Give only the integer result in the answer.", a, sym, b));
   return c;
 }
 
@@ -324,7 +324,7 @@ Candidate gen_countdown(TaskRng& rng, const TaskOptions& o) {
     c.key = countdown_key(nums, val[0]);
     c.problem.task = "countdown";
     c.problem.answer = expr;
-    c.problem.prompt = task_prompt_wrap(fmt::format(
+    c.problem.question = (fmt::format(
         "Using the numbers [{}], create an equation that equals {}. You can use basic arithmetic "
         "operations (+, -, *, /) and parentheses, and each number can be used at most once. Give "
         "only the expression in the answer, for example <answer> (1 + 2) / 3 </answer>.",
@@ -343,10 +343,10 @@ Candidate gen_sort(TaskRng& rng, const TaskOptions& o) {
   c.key = fmt::format("sort:{}", join_ints(v));
   c.problem.task = "sort";
   c.problem.answer = join_ints(sorted);
-  c.problem.prompt = task_prompt_wrap(
-      fmt::format("Sort the list [{}] in ascending order. Give the sorted list in the answer as "
-                  "comma-separated integers, for example <answer> 1, 2, 3 </answer>.",
-                  join_ints(v)));
+  c.problem.question =
+      (fmt::format("Sort the list [{}] in ascending order. Give the sorted list in the answer as "
+                   "comma-separated integers, for example <answer> 1, 2, 3 </answer>.",
+                   join_ints(v)));
   return c;
 }
 
@@ -403,7 +403,9 @@ std::vector<Problem> task_generate(const std::string& task, Split split, int n, 
     } else {
       c = gen_sort(rng, o);
     }
-    if (split_of_key(c.key) == split) out.push_back(std::move(c.problem));
+    if (split_of_key(c.key) != split) continue;
+    c.problem.prompt = task_prompt_wrap(c.problem.question);
+    out.push_back(std::move(c.problem));
   }
   return out;
 }
@@ -501,14 +503,18 @@ std::vector<Problem> task_load_jsonl(const std::string& path) {
                 "{}:{}: missing string or number field 'answer'", path, lineno);
     Problem p;
     p.prompt = j["prompt"].get<std::string>();
+    p.question = p.prompt;
     p.answer = j["answer"].is_string() ? j["answer"].get<std::string>() : j["answer"].dump();
     p.task = "exact";
     if (j.contains("checker")) {
       DSEEK_CHECK(j["checker"].is_string(), "{}:{}: 'checker' must be a string", path, lineno);
       p.task = j["checker"].get<std::string>();
-      DSEEK_CHECK(p.task == "exact" || p.task == "numeric" || p.task == "boxed",
-                  "{}:{}: unknown checker '{}' (expected exact, numeric or boxed)", path, lineno,
-                  p.task);
+      DSEEK_CHECK(p.task == "exact" || p.task == "numeric" || p.task == "boxed" ||
+                      p.task == "add" || p.task == "sub" || p.task == "mul" ||
+                      p.task == "countdown" || p.task == "sort",
+                  "{}:{}: unknown checker '{}' (expected exact, numeric, boxed, or a task: add, "
+                  "sub, mul, countdown, sort)",
+                  path, lineno, p.task);
     }
     out.push_back(std::move(p));
   }

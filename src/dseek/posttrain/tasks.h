@@ -25,9 +25,10 @@ namespace dseek {
 enum class Split { SPLIT_TRAIN, SPLIT_TEST };
 
 struct Problem {
-  std::string prompt;  // full prompt, R1-Zero template (<think> </think> <answer> </answer>)
-  std::string answer;  // reference answer
-  std::string task;    // which checker applies: "add", "countdown", "sort", "exact", ...
+  std::string prompt;         // full prompt, R1-Zero template (<think> </think> <answer> </answer>)
+  std::string answer;         // reference answer
+  std::string task;           // which checker applies: "add", "countdown", "sort", "exact", ...
+  std::string question = {};  // the question alone (the user turn of a chat-formatted prompt)
 };
 
 struct TaskOptions {
@@ -64,8 +65,10 @@ bool task_check(const Problem& p, const std::string& answer_text);
 bool task_boxed_extract(const std::string& text, std::string* out);
 
 // User dataset: one JSON object a line with string "prompt", "answer" (a number is accepted and
-// printed), optional "checker" in {"exact", "numeric", "boxed"} (default "exact"). Blank lines
-// are skipped. The prompt is used as is. Malformed lines throw dseek::Error naming file:line.
+// printed), optional "checker" in {"exact", "numeric", "boxed"} (default "exact") or the name of
+// a generated task ("add", "sub", "mul", "countdown", "sort": `dseek tasks generate` writes these).
+// Blank lines are skipped. The prompt is used as is. Malformed lines throw dseek::Error naming
+// file:line.
 std::vector<Problem> task_load_jsonl(const std::string& path);
 
 }  // namespace dseek

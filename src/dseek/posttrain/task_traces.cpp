@@ -1,0 +1,65 @@
+#include "dseek/posttrain/task_traces.h"
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace dseek {
+
+namespace {
+// "Compute A op B. ..." -> "A op B"
+std::string arith_expr(const Problem& p) {
+  const std::string key = "Compute ";
+  size_t b = p.question.find(key);
+  if (b == std::string::npos) return "";
+  b += key.size();
+  const size_t e = p.question.find('.', b);
+  return p.question.substr(b, e == std::string::npos ? std::string::npos : e - b);
+}
+}  // namespace
+
+std::string task_trace(const Problem& p) {
+  if (p.task == "add" || p.task == "sub" || p.task == "mul") {
+    const std::string e = arith_expr(p);
+    return e.empty() ? "" : e + " = " + p.answer;
+  }
+  if (p.task == "sort") {
+    std::string s = p.answer;
+    std::string out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      item.erase(0, item.find_first_not_of(' '));
+      if (!out.empty()) out += " < ";
+      out += item;
+    }
+    return out;
+  }
+  if (p.task == "countdown") {
+    // the target is the last number of "Using the numbers [...], create an equation that equals T."
+    const std::string key = "equals ";
+    size_t b = p.question.find(key);
+    std::string target;
+    if (b != std::string::npos) {
+      b += key.size();
+      while (b < p.question.size() && isdigit((unsigned char)p.question[b]))
+        target += p.question[b++];
+    }
+    return target.empty() ? p.answer : p.answer + " = " + target;
+  }
+  return "";
+}
+
+std::string task_completion(const Problem& p) {
+  return fmt::format("<think>{}</think> <answer>{}</answer>", task_trace(p), p.answer);
+}
+
+std::string task_text(const Problem& p) {
+  const std::string t = task_trace(p);
+  if (t.empty()) return fmt::format("{} The answer is {}.", p.question, p.answer);
+  return fmt::format("{} {}. The answer is {}.", p.question, t, p.answer);
+}
+
+}  // namespace dseek
