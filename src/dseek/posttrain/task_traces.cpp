@@ -20,8 +20,38 @@ std::string arith_expr(const Problem& p) {
 }
 }  // namespace
 
+// Column addition, least significant digit first: "8 + 9 = 17, 5 + 5 + 1 = 11, so 117".
+// Each step is a one-digit fact plus the carry, which a small model can learn; the answer is
+// then read off the steps. Falls back to "" when the expression is not two naturals.
+std::string add_columns(const std::string& e, const std::string& answer) {
+  const size_t plus = e.find(" + ");
+  if (plus == std::string::npos) return "";
+  const std::string a = e.substr(0, plus), b = e.substr(plus + 3);
+  auto digits = [](const std::string& x) {
+    return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (!digits(a) || !digits(b)) return "";
+  std::string out;
+  int carry = 0;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; i++) {
+    const int da = i < a.size() ? a[a.size() - 1 - i] - '0' : 0;
+    const int db = i < b.size() ? b[b.size() - 1 - i] - '0' : 0;
+    const int s = da + db + carry;
+    out += carry ? fmt::format("{} + {} + {} = {}, ", da, db, carry, s)
+                 : fmt::format("{} + {} = {}, ", da, db, s);
+    carry = s / 10;
+  }
+  return out + "so " + answer;
+}
+
 std::string task_trace(const Problem& p) {
-  if (p.task == "add" || p.task == "sub" || p.task == "mul") {
+  if (p.task == "add") {
+    const std::string e = arith_expr(p);
+    const std::string cols = add_columns(e, p.answer);
+    return !cols.empty() ? cols : e.empty() ? "" : e + " = " + p.answer;
+  }
+  if (p.task == "sub" || p.task == "mul") {
     const std::string e = arith_expr(p);
     return e.empty() ? "" : e + " = " + p.answer;
   }
