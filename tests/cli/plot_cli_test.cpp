@@ -1,7 +1,10 @@
 // `dseek plot` as a user runs it: a synthetic metrics.jsonl with every key the training loop
 // writes (steps, loss with NaN holes, val_loss, 2 MTP depths, lr, grad_norm, tokens_per_s,
 // maxvio and expert_load for 3 MoE layers of 8 experts) must give six PNGs; --compare and
-// --layer work; missing gnuplot, a missing log and a bad --layer are one-line errors (exit 2).
+// --layer work; a synthetic `dseek grpo` log gives rewards/eval/rl_dynamics (also with
+// --compare), a `dseek sft` log gets its distillation KL in loss.png, a pretraining log skips
+// the post-training charts with a note; missing gnuplot, a missing log and a bad --layer are
+// one-line errors (exit 2).
 // Skipped when gnuplot is absent, except under CI=true where that is a failure.
 #include <gtest/gtest.h>
 
@@ -103,6 +106,69 @@ void metrics_write(const fs::path& dir, int steps, double loss_offset) {
   }
 }
 
+// A `dseek grpo` run: one record per step with the rollout statistics, eval records (step 0 and
+// the last step with pass@k, every 20 steps without) as separate lines.
+void grpo_metrics_write(const fs::path& dir, int steps, double offset) {
+  fs::create_directories(dir);
+  std::ofstream f(dir / "metrics.jsonl");
+  auto eval = [&](int s, bool with_k) {
+    const double p = std::min(1.0, offset + 0.2 + 0.5 * s / steps);
+    json r = {{"step", s},
+              {"eval_pass1", p},
+              {"eval_format", std::min(1.0, p + 0.3)},
+              {"eval_mean_tokens", 40.0 - 10.0 * s / steps},
+              {"eval_s", 1.5}};
+    if (with_k) r["eval_passk"] = std::min(1.0, p + 0.2), r["eval_k"] = 8;
+    if (with_k) r["eval_sample_accuracy"] = p * 0.9;
+    f << r.dump() << "\n";
+  };
+  eval(0, true);
+  for (int s = 1; s <= steps; s++) {
+    const double acc = std::min(1.0, offset + 0.2 + 0.6 * s / steps + 0.1 * std::sin(s * 2.3));
+    json r = {{"step", s},
+              {"reward_mean", acc + 0.1},
+              {"reward_std", 0.3 + 0.05 * std::cos(s)},
+              {"accuracy", acc},
+              {"format", std::min(1.0, acc + 0.3)},
+              {"completion_tokens", 60.0 - 20.0 * s / steps + 3 * std::sin(s)},
+              {"stopped", 0.9},
+              {"kl", 0.002 * s / steps + 0.0005 * std::abs(std::sin(s))},
+              {"clip_frac_low", 0.01 + 0.005 * std::sin(s)},
+              {"clip_frac_high", 0.02 + 0.005 * std::cos(s)},
+              {"entropy", 1.2 - 0.5 * s / steps},
+              {"loss", -0.01 * std::sin(s)},
+              {"grad_norm", 0.5 + 0.1 * std::sin(s)},
+              {"lr", 1e-6},
+              {"zero_adv_groups", 0.25},
+              {"solved_groups", 0.1},
+              {"rollout_s", 2.0},
+              {"time_s", 2.5 * s}};
+    if (s == 5) r["kl"] = nullptr;  // a NaN written as null
+    f << r.dump() << "\n";
+    if (s % 20 == 0 && s != steps) eval(s, false);
+  }
+  eval(steps, true);
+}
+
+// A `dseek sft` run: loss, lr, grad_norm, tokens_per_s, optionally the distillation kl, and
+// val_loss on the last record.
+void sft_metrics_write(const fs::path& dir, int steps, bool with_kl) {
+  fs::create_directories(dir);
+  std::ofstream f(dir / "metrics.jsonl");
+  for (int s = 1; s <= steps; s++) {
+    const double loss = 0.5 + 2.0 * std::exp(-s / 10.0);
+    json r = {{"step", s},
+              {"loss", loss},
+              {"lr", 1e-4},
+              {"grad_norm", 1.0 + std::exp(-s / 5.0)},
+              {"tokens_per_s", 900.0},
+              {"time_s", s * 0.5}};
+    if (with_kl) r["kl"] = 0.2 + 1.5 * std::exp(-s / 8.0);
+    if (s == steps) r["val_loss"] = loss + 0.05;
+    f << r.dump() << "\n";
+  }
+}
+
 bool is_png(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   unsigned char sig[8] = {};
@@ -113,6 +179,25 @@ bool is_png(const fs::path& p) {
 
 const char* kCharts[] = {"loss.png",         "lr.png",     "grad_norm.png",
                          "tokens_per_s.png", "maxvio.png", "expert_load.png"};
+const char* kPostCharts[] = {"rewards.png", "eval.png", "rl_dynamics.png"};
+
+// A valid PNG of more than a few bytes.
+::testing::AssertionResult png_ok(const fs::path& p) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return ::testing::AssertionFailure() << p << " missing";
+  if (!is_png(p)) return ::testing::AssertionFailure() << p << " is not a PNG";
+  if (fs::file_size(p, ec) < 1000) return ::testing::AssertionFailure() << p << " is tiny";
+  return ::testing::AssertionSuccess();
+}
+
+// A gnuplot wrapper that appends every script it runs to `log`, so tests can read the scripts.
+fs::path gnuplot_logger(const fs::path& dir, const fs::path& log) {
+  const fs::path w = dir / "gnuplot_logger.sh";
+  std::ofstream(w) << "#!/bin/sh\nfor a; do [ -f \"$a\" ] && cat \"$a\" >> '" << log.string()
+                   << "'; done\nexec gnuplot \"$@\"\n";
+  fs::permissions(w, fs::perms::owner_all);
+  return w;
+}
 
 // ---------------------------------------------------------------------------------------------
 // tests
@@ -153,6 +238,90 @@ TEST(PlotCli, CompareRunsAndOneLayer) {
       plot_exec(a.string() + " --compare " + b.string() + " --out " + out.string() + " --layer 1");
   ASSERT_EQ(r.code, 0) << r.err << r.out;
   for (const char* c : kCharts) EXPECT_TRUE(is_png(out / c)) << c;
+}
+
+TEST(PlotCli, GrpoRunDrawsPostTrainingCharts) {
+  REQUIRE_GNUPLOT();
+  TempDir tmp;
+  const fs::path run = tmp.path / "grpo_run", out = tmp.path / "plots";
+  grpo_metrics_write(run, 120, 0.0);  // > 50 steps: raw + EMA lines
+  PlotRun r = plot_exec(run.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  for (const char* c : kPostCharts) {
+    EXPECT_TRUE(png_ok(out / c)) << c << "\n" << r.out;
+    EXPECT_NE(r.out.find(std::string("wrote ") + (out / c).string()), std::string::npos) << r.out;
+  }
+  for (const char* c : {"loss.png", "lr.png", "grad_norm.png"}) EXPECT_TRUE(png_ok(out / c)) << c;
+  for (const char* c : {"tokens_per_s.png", "maxvio.png", "expert_load.png"}) {
+    EXPECT_FALSE(fs::exists(out / c)) << c;
+    EXPECT_NE(r.out.find(std::string("skipped ") + c), std::string::npos) << r.out;
+  }
+}
+
+TEST(PlotCli, GrpoCompareOverlaysRuns) {
+  REQUIRE_GNUPLOT();
+  TempDir tmp;
+  const fs::path a = tmp.path / "grpo_a", b = tmp.path / "grpo_b", out = tmp.path / "cmp";
+  const fs::path log = tmp.path / "scripts.gp";
+  grpo_metrics_write(a, 80, 0.0);
+  grpo_metrics_write(b, 30, 0.1);  // short: markers on the points
+  PlotRun r = plot_exec(a.string() + " --compare " + b.string() + " --out " + out.string(),
+                        "DSEEK_GNUPLOT=" + gnuplot_logger(tmp.path, log).string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  for (const char* c : kPostCharts) EXPECT_TRUE(png_ok(out / c)) << c;
+  std::ifstream in(log);
+  const std::string scripts((std::istreambuf_iterator<char>(in)), {});
+  for (const char* t :
+       {"'grpo_a reward (EMA)'", "'grpo_b reward'", "'grpo_a pass@8'", "'grpo_b pass@1 (greedy)'",
+        "'grpo_b KL'", "'grpo_a high (ratio > 1 + eps)"})
+    EXPECT_NE(scripts.find(t), std::string::npos) << t;
+}
+
+TEST(PlotCli, SftRunDrawsLossWithKl) {
+  REQUIRE_GNUPLOT();
+  TempDir tmp;
+  const fs::path run = tmp.path / "sft_run", out = tmp.path / "plots";
+  const fs::path log = tmp.path / "scripts.gp";
+  sft_metrics_write(run, 40, true);
+  PlotRun r = plot_exec(run.string() + " --out " + out.string(),
+                        "DSEEK_GNUPLOT=" + gnuplot_logger(tmp.path, log).string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  for (const char* c : {"loss.png", "lr.png", "grad_norm.png", "tokens_per_s.png"})
+    EXPECT_TRUE(png_ok(out / c)) << c << "\n" << r.out;
+  for (const char* c : {"maxvio.png", "expert_load.png", "rewards.png", "eval.png",
+                        "rl_dynamics.png"}) {  // sft's kl is not an RL run's
+    EXPECT_FALSE(fs::exists(out / c)) << c;
+    EXPECT_NE(r.out.find(std::string("skipped ") + c), std::string::npos) << r.out;
+  }
+  std::ifstream in(log);
+  const std::string scripts((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(scripts.find("title 'KL to teacher'"), std::string::npos) << scripts;
+  EXPECT_NE(scripts.find("title 'val'"), std::string::npos);
+
+  sft_metrics_write(run, 40, false);  // no distillation: no KL line
+  std::error_code ec;
+  fs::remove(log, ec);
+  r = plot_exec(run.string() + " --out " + out.string(),
+                "DSEEK_GNUPLOT=" + gnuplot_logger(tmp.path, log).string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  std::ifstream in2(log);
+  const std::string scripts2((std::istreambuf_iterator<char>(in2)), {});
+  EXPECT_EQ(scripts2.find("KL to teacher"), std::string::npos);
+  EXPECT_TRUE(png_ok(out / "loss.png"));
+}
+
+TEST(PlotCli, PretrainingRunHasNoPostTrainingCharts) {
+  REQUIRE_GNUPLOT();
+  TempDir tmp;
+  const fs::path run = tmp.path / "pre", out = tmp.path / "plots";
+  metrics_write(run, 60, 0.0);
+  PlotRun r = plot_exec(run.string() + " --out " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  EXPECT_TRUE(png_ok(out / "loss.png"));
+  for (const char* c : kPostCharts) {
+    EXPECT_FALSE(fs::exists(out / c)) << c;
+    EXPECT_NE(r.out.find(std::string("skipped ") + c), std::string::npos) << r.out;
+  }
 }
 
 TEST(PlotCli, MissingGnuplotIsAOneLineErrorWithInstallHint) {

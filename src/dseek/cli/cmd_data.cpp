@@ -11,8 +11,7 @@
 // seeded 64-bit hash of its text falls below --val-fraction: the split depends on the text alone,
 // not on file order, thread count or the other documents. Output is identical for any --threads.
 // Not here: the shard format and the loader (io/token_shards.cpp), tokenizer training.
-#include <omp.h>     // omp_get_max_threads
-#include <unistd.h>  // isatty
+#include <omp.h>  // omp_get_max_threads
 
 #include <cctype>      // toupper
 #include <chrono>      // progress timing
@@ -22,11 +21,13 @@
 #include <exception>   // exception_ptr out of the OpenMP loop
 #include <filesystem>  // sizes, listing, rename
 #include <fstream>     // reading inputs and meta.json
+#include <optional>    // no progress bar with -q
 
 #include <nlohmann/json.hpp>  // .jsonl lines, meta.json
 
 #include "dseek/cli/command.h"
 #include "dseek/core/error.h"
+#include "dseek/core/progress.h"
 #include "dseek/io/token_shards.h"
 #include "dseek/tokenizer/tokenizer.h"
 
@@ -41,7 +42,6 @@ using Clock = std::chrono::steady_clock;
 // constants
 
 constexpr size_t kBatchBytesPerThread = 1 << 20;  // text encoded per parallel step, per thread
-constexpr double kTtyRedrawSeconds = 0.1;         // at most 10 redraws a second
 constexpr size_t kLargeDocBytes = 1 << 20;        // encoded alone, with the tokenizer's own threads
 constexpr int kMetaVersion = 1;
 
@@ -161,51 +161,6 @@ std::string human_count(double n) {
 bool is_blank(std::string_view line) {
   return line.find_first_not_of(" \t\r\f\v") == std::string_view::npos;
 }
-
-// ---------------------------------------------------------------------------------------------
-// progress on stderr: a redrawn bar on a terminal, a plain line per 10% otherwise
-
-struct Progress {
-  uint64_t total_bytes = 0;
-  bool quiet = false;
-  bool tty = isatty(fileno(stderr)) != 0;
-  Clock::time_point t0 = Clock::now(), last = t0;
-  int last_decile = 0;
-
-  void update(uint64_t bytes, uint64_t tokens, bool done) {
-    if (quiet) return;
-    Clock::time_point now = Clock::now();
-    double dt = std::chrono::duration<double>(now - t0).count();
-    double pct = total_bytes ? 100.0 * (double)bytes / (double)total_bytes : 100.0;
-    int decile = (int)(pct / 10);
-    if (!done) {
-      if (tty && std::chrono::duration<double>(now - last).count() < kTtyRedrawSeconds) return;
-      if (!tty && (decile <= last_decile || decile >= 10)) return;  // "done" ends the log
-    }
-    last = now;
-    last_decile = decile;
-    double mbs = dt > 0 ? (double)bytes / 1e6 / dt : 0, tps = dt > 0 ? (double)tokens / dt : 0;
-    std::string line;
-    if (done) {
-      line = fmt::format("[data] done: {}, {} tokens in {:.1f} s ({:.2f} MB/s, {} tokens/s)",
-                         human_bytes((double)bytes), human_count((double)tokens), dt, mbs,
-                         human_count(tps));
-    } else {
-      double eta = mbs > 0 ? (double)(total_bytes - std::min(bytes, total_bytes)) / 1e6 / mbs : 0;
-      int bar_n = (int)(pct / 5);
-      std::string bar(bar_n, '#');
-      bar.append(20 - bar_n, ' ');
-      line = fmt::format("[data] {:5.1f}% |{}| {} / {}  {:.2f} MB/s  {} tok/s  ETA {}:{:02d}", pct,
-                         bar, human_bytes((double)bytes), human_bytes((double)total_bytes), mbs,
-                         human_count(tps), (int)eta / 60, (int)eta % 60);
-    }
-    if (tty)
-      std::fprintf(stderr, "\r%s\033[K%s", line.c_str(), done ? "\n" : "");
-    else
-      std::fprintf(stderr, "%s\n", line.c_str());
-    std::fflush(stderr);
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // reading documents
@@ -392,9 +347,27 @@ int prepare(const PrepareArgs& a) {
       .dir = staging.dir, .name = "train", .vocab_size = vocab, .shard_tokens = shard_tokens};
   SplitWriter val{
       .dir = staging.dir, .name = "val", .vocab_size = vocab, .shard_tokens = shard_tokens};
-  Progress progress{.total_bytes = total_bytes, .quiet = a.quiet};
   json sources = json::array();
   uint64_t bytes_before = 0, tokens_done = 0;
+  // progress on stderr (core/progress.h), in input bytes, with throughput
+  std::optional<ProgressBar> bar;
+  if (!a.quiet) bar.emplace("data", (int64_t)total_bytes);
+  const Clock::time_point t0 = Clock::now();
+  auto progress = [&](uint64_t bytes, bool done) {
+    if (!bar) return;
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double mbs = dt > 0 ? (double)bytes / 1e6 / dt : 0;
+    const std::string tps = human_count(dt > 0 ? (double)tokens_done / dt : 0);
+    if (done) {
+      bar->finish(fmt::format("{}, {} tokens ({:.2f} MB/s, {} tokens/s)",
+                              human_bytes((double)bytes), human_count((double)tokens_done), mbs,
+                              tps));
+    } else if (bytes < total_bytes) {  // all read: the "done" line (or an error) comes next
+      bar->update((int64_t)bytes,
+                  fmt::format("{} / {}  {:.2f} MB/s  {} tok/s", human_bytes((double)bytes),
+                              human_bytes((double)total_bytes), mbs, tps));
+    }
+  };
 
   std::vector<std::string> batch;
   size_t batch_bytes = 0;
@@ -424,7 +397,7 @@ int prepare(const PrepareArgs& a) {
     }
     batch.clear();
     batch_bytes = 0;
-    progress.update(bytes_now, tokens_done, false);
+    progress(bytes_now, false);
   };
   for (const std::string& p : a.inputs) {
     uint64_t docs_before = train.docs + val.docs + batch.size();
@@ -441,7 +414,7 @@ int prepare(const PrepareArgs& a) {
   flush(total_bytes);
   DSEEK_CHECK(train.docs + val.docs > 0,
               "data prepare: the inputs hold no documents (empty files or only blank lines)");
-  progress.update(total_bytes, tokens_done, true);
+  progress(total_bytes, true);
   train.close();
   val.close();
 
