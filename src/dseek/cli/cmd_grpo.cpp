@@ -2,6 +2,8 @@
 // (posttrain/grpo.h): metrics.jsonl, samples.jsonl and final/ in the run folder.
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "dseek/cli/command.h"
 #include "dseek/cli/task_flags.h"
 #include "dseek/core/error.h"
@@ -34,6 +36,21 @@ int run(Args& a) {
   c.scaling = a.scaling == "std" ? GrpoScaling::GRPO_SCALING_STD : GrpoScaling::GRPO_SCALING_NONE;
   c.optimizer.lr = (float)c.lr;
   GrpoResult r = grpo_run(c);
+  // the before/after table (stderr; the JSON summary goes to stdout)
+  auto pct = [](double x) { return x < 0 ? std::string("-") : fmt::format("{:.1f}%", 100 * x); };
+  std::fprintf(stderr,
+               "\nheld-out %s (%d test problems)   before RL   after RL (%ld steps)\n"
+               "  pass@1 (greedy)                %9s   %9s\n"
+               "  format rate                    %9s   %9s\n"
+               "  pass@%-2d (T=%.1f)                %9s   %9s\n",
+               c.task.c_str(), c.eval_n, (long)r.steps, pct(r.first.pass1).c_str(),
+               pct(r.last.pass1).c_str(), pct(r.first.format).c_str(), pct(r.last.format).c_str(),
+               c.eval_k, c.eval_temperature, pct(r.first.passk).c_str(), pct(r.last.passk).c_str());
+  for (size_t i = 0; i < std::min<size_t>(3, r.last.questions.size()); i++)
+    std::fprintf(stderr, "\n  Q: %s\n  before: %s  [%s]\n  after:  %s  [%s]\n",
+                 r.last.questions[i].c_str(), r.first.completions[i].c_str(),
+                 r.first.correct[i] ? "correct" : "wrong", r.last.completions[i].c_str(),
+                 r.last.correct[i] ? "correct" : "wrong");
   std::printf(
       "{\"steps\": %ld, \"pass1_before\": %.4f, \"pass1_after\": %.4f, \"format_before\": %.4f, "
       "\"format_after\": %.4f, \"passk_before\": %.4f, \"passk_after\": %.4f, \"model\": "

@@ -68,9 +68,9 @@ int run(const Args& a) {
       }
       prompts_with_any += !kept.empty();
     }
-    bar.update((int64_t)i1, fmt::format("accepted {:.1f}% of samples, {} examples",
-                                        100.0 * accepted / std::max<int64_t>(1, generated),
-                                        written));
+    bar.update((int64_t)i1,
+               fmt::format("accepted {:.1f}% of samples, {} examples",
+                           100.0 * accepted / std::max<int64_t>(1, generated), written));
   }
   f.close();
   DSEEK_CHECK(f.good(), "writing {} failed", a.out);
@@ -79,7 +79,8 @@ int run(const Args& a) {
   std::printf(
       "{\"prompts\": %zu, \"samples\": %ld, \"accepted\": %ld, \"acceptance\": %.4f, "
       "\"prompts_solved\": %.4f, \"written\": %ld, \"out\": \"%s\"}\n",
-      ps.size(), (long)generated, (long)accepted, (double)accepted / std::max<int64_t>(1, generated),
+      ps.size(), (long)generated, (long)accepted,
+      (double)accepted / std::max<int64_t>(1, generated),
       (double)prompts_with_any / std::max<size_t>(1, ps.size()), (long)written, a.out.c_str());
   return 0;
 }

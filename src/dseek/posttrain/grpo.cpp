@@ -105,10 +105,24 @@ GrpoResult grpo_run(const GrpoConfig& c) {
                c.eval_n, (long)c.eval_every);
 
   GrpoResult res;
-  auto run_eval = [&](int64_t step) {
+  // pass@k only at the start and the end (k samples per problem cost k greedy evaluations)
+  auto run_eval = [&](int64_t step, bool with_k) {
     auto t0 = Clock::now();
-    EvalResult e = evaluate_tasks(m, tok, test, eo);
-    GrpoEvalPoint p{.step = step, .pass1 = e.pass1, .format = e.format, .passk = e.passk};
+    EvalOptions o = eo;
+    if (!with_k) o.k = 0;
+    EvalResult e = evaluate_tasks(m, tok, test, o);
+    GrpoEvalPoint p{.step = step,
+                    .pass1 = e.pass1,
+                    .format = e.format,
+                    .passk = e.passk,
+                    .questions = {},
+                    .completions = {},
+                    .correct = {}};
+    for (size_t i = 0; i < std::min<size_t>(4, test.size()); i++) {
+      p.questions.push_back(test[i].question);
+      p.completions.push_back(e.greedy[i]);
+      p.correct.push_back(e.greedy_correct[i]);
+    }
     json r = {{"step", step},
               {"eval_pass1", e.pass1},
               {"eval_format", e.format},
@@ -135,7 +149,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
                  since(t0));
     return p;
   };
-  res.first = res.last = run_eval(0);
+  res.first = res.last = run_eval(0, true);
 
   const int P = c.prompts_per_step, Gs = c.group_size;
   const int64_t S = (int64_t)P * Gs;
@@ -304,7 +318,8 @@ GrpoResult grpo_run(const GrpoConfig& c) {
                fmt::format("reward {:.3f} | acc {:.3f} | fmt {:.3f} | len {:.1f} | kl {:.4f}",
                            rmean, acc / S, fmt_rate / S, len / S, kl_sum / ntok),
                false);
-    if (step % c.eval_every == 0 || last || out_of_time) res.last = run_eval(step);
+    if (step % c.eval_every == 0 || last || out_of_time)
+      res.last = run_eval(step, last || out_of_time);
     if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0 && !last && !out_of_time)
       save_model_dir(c.out_dir + "/checkpoint", m, {{"grpo_step", std::to_string(step)}});
     if (out_of_time) {

@@ -11,7 +11,7 @@
 //      backward accumulate the gradient; clip; AdamW
 //   5. metrics: reward mean/std, accuracy, format rate, completion length, KL (k3), clip
 //      fractions, entropy, loss, grad norm; every eval_every steps the held-out TEST split:
-//      pass@1 (greedy), format, pass@k
+//      pass@1 (greedy), format; pass@k at the first and the last evaluation
 // OUT/metrics.jsonl, OUT/samples.jsonl (a few completions per eval), OUT/final/ (+ tokenizer).
 // Micro-batching is exact: each micro-batch's loss is scaled by its share of the batch's
 // normalizer (sequences, or tokens for the token-mean loss), so the gradient equals the full
@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "dseek/posttrain/grpo_loss.h"
 #include "dseek/posttrain/prompt_format.h"
@@ -64,6 +65,8 @@ struct GrpoConfig {
 struct GrpoEvalPoint {
   int64_t step = 0;
   double pass1 = 0, format = 0, passk = -1;
+  std::vector<std::string> questions, completions;  // the first few greedy answers
+  std::vector<bool> correct;
 };
 
 struct GrpoResult {
