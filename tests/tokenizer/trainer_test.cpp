@@ -6,9 +6,11 @@
 
 namespace dseek::test {
 
-static std::string train_small(int32_t vocab_size, const std::string& name) {
+static std::string train_small(int32_t vocab_size, const std::string& name,
+                               bool individual_digits = false) {
   BpeTrainOptions opt;
   opt.vocab_size = vocab_size;
+  opt.individual_digits = individual_digits;
   BpeTrainer tr(opt);
   tr.add_file(fixture("brown_sample.txt"));
   tr.add_text(
@@ -60,6 +62,34 @@ TEST(TokenizerTrainer, AgreesWithHfTokenizers) {
   auto want = hf_encode(path, texts);
   ASSERT_EQ(want.size(), texts.size()) << "tokenizers could not load " << path;
   for (size_t i = 0; i < texts.size(); i++) EXPECT_EQ(tok.encode(texts[i]), want[i]) << texts[i];
+  std::filesystem::remove(path);
+}
+
+// --individual-digits: every digit is its own token (no merges can join digits), and HF
+// `tokenizers` reads the file and encodes the same ids.
+TEST(TokenizerTrainer, IndividualDigits) {
+  std::string path = train_small(1000, "digits", true);
+  Tokenizer tok = Tokenizer::load(path);
+  const std::string nums = "In 1987 they paid 12345 for 678 + 90 = 768 items.";
+  std::vector<int32_t> ids = tok.encode(nums);
+  std::string digits;
+  for (int32_t id : ids) {
+    const std::string& b = tok.token_bytes(id);
+    const bool has_digit = b.find_first_of("0123456789") != std::string::npos;
+    if (has_digit) {
+      EXPECT_EQ(b.size(), 1u) << "token '" << b << "' holds more than one digit";
+      digits += b;
+    }
+  }
+  EXPECT_EQ(digits, "19871234567890768");
+  EXPECT_EQ(tok.decode(ids), nums);
+  if (have_hf()) {
+    auto texts = held_out();
+    texts.push_back(nums);
+    auto want = hf_encode(path, texts);
+    ASSERT_EQ(want.size(), texts.size()) << "tokenizers could not load " << path;
+    for (size_t i = 0; i < texts.size(); i++) EXPECT_EQ(tok.encode(texts[i]), want[i]) << texts[i];
+  }
   std::filesystem::remove(path);
 }
 

@@ -83,6 +83,7 @@ struct Opts {
        as_json = false;
   int32_t vocab_size = 32000;
   int64_t min_frequency = 2;
+  bool individual_digits = false;
   int threads = 0, runs = 3;
 };
 
@@ -140,6 +141,7 @@ void run_train(const Opts& o) {
   BpeTrainOptions opt;
   opt.vocab_size = o.vocab_size;
   opt.min_frequency = o.min_frequency;
+  opt.individual_digits = o.individual_digits;
   opt.threads = o.threads;
   if (!o.specials.empty()) opt.special_tokens = o.specials;
   opt.progress = [](const BpeTrainProgress& p) {
@@ -252,6 +254,9 @@ const bool reg = dseek::cli::add_command(
              "special tokens, ids 0.. in order (default: DeepSeek's <｜begin▁of▁sentence｜>, "
              "<｜end▁of▁sentence｜>, <｜▁pad▁｜>, <｜User｜>, <｜Assistant｜>, <think>, </think>)")
            ->delimiter(',');
+       tr->add_flag("--individual-digits", o.individual_digits,
+                    "one token per digit (split \\p{N} instead of DeepSeek's \\p{N}{1,3}): "
+                    "helps small models learn arithmetic");
        tr->add_option("--min-frequency", o.min_frequency, "stop when the best pair is rarer")
            ->capture_default_str();
        tr->add_option("--threads", o.threads, "threads for counting words (0 = all)");

@@ -56,7 +56,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 BpeTrainer::BpeTrainer(BpeTrainOptions opt) : opt_(std::move(opt)) {
-  pre_ = PreTokenizer::deepseek_v3();
+  pre_ = PreTokenizer::deepseek_v3(opt_.individual_digits);
   std::vector<AddedToken> sp;
   for (size_t i = 0; i < opt_.special_tokens.size(); i++) {
     const std::string& s = opt_.special_tokens[i];
@@ -284,7 +284,7 @@ json BpeTrainer::train() {
           {"padding", nullptr},
           {"added_tokens", added},
           {"normalizer", nullptr},
-          {"pre_tokenizer", PreTokenizer::deepseek_v3_json()},
+          {"pre_tokenizer", PreTokenizer::deepseek_v3_json(opt_.individual_digits)},
           {"post_processor",
            {{"type", "ByteLevel"},
             {"add_prefix_space", true},

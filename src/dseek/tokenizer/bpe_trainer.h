@@ -36,8 +36,9 @@ struct BpeTrainProgress {
 struct BpeTrainOptions {
   int32_t vocab_size = 32000;  // total, special tokens and the 256 bytes included
   std::vector<std::string> special_tokens = bpe_trainer_default_specials();
-  int64_t min_frequency = 2;  // stop when the best pair occurs fewer times
-  int threads = 0;            // for counting words; 0 = OpenMP default
+  int64_t min_frequency = 2;       // stop when the best pair occurs fewer times
+  int threads = 0;                 // for counting words; 0 = OpenMP default
+  bool individual_digits = false;  // pre-tokenize every digit alone (PreTokenizer::deepseek_v3)
   std::function<void(const BpeTrainProgress&)> progress;  // may be empty
 };
 

@@ -23,6 +23,7 @@ namespace dseek {
 
 // DeepSeek-V3 / R1 pre-tokenizer regexes (tokenizer.json, SPEC §7.1), JSON-unescaped.
 static constexpr const char* kDeepseekDigits = R"re(\p{N}{1,3})re";
+static constexpr const char* kSingleDigits = R"re(\p{N})re";  // one digit a piece (Llama style)
 static constexpr const char* kDeepseekCjk = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+";
 static constexpr const char* kDeepseekMain =
     R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re";
@@ -161,9 +162,10 @@ PreTokenizer PreTokenizer::from_json(const nlohmann::json& j, const std::string&
   return p;
 }
 
-nlohmann::json PreTokenizer::deepseek_v3_json() {
+nlohmann::json PreTokenizer::deepseek_v3_json(bool individual_digits) {
   nlohmann::json seq = nlohmann::json::array();
-  for (const char* pat : {kDeepseekDigits, kDeepseekCjk, kDeepseekMain}) {
+  for (const char* pat :
+       {individual_digits ? kSingleDigits : kDeepseekDigits, kDeepseekCjk, kDeepseekMain}) {
     seq.push_back({{"type", "Split"},
                    {"pattern", {{"Regex", pat}}},
                    {"behavior", "Isolated"},
@@ -176,8 +178,8 @@ nlohmann::json PreTokenizer::deepseek_v3_json() {
   return {{"type", "Sequence"}, {"pretokenizers", seq}};
 }
 
-PreTokenizer PreTokenizer::deepseek_v3() {
-  return from_json(deepseek_v3_json(), "<built-in deepseek-v3>");
+PreTokenizer PreTokenizer::deepseek_v3(bool individual_digits) {
+  return from_json(deepseek_v3_json(individual_digits), "<built-in deepseek-v3>");
 }
 
 nlohmann::json PreTokenizer::to_json() const {

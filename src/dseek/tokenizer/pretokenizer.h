@@ -48,10 +48,12 @@ class PreTokenizer {
   // byte-level BPE needs ByteLevel, so the caller decides). `file` names the file in errors.
   static PreTokenizer from_json(const nlohmann::json& j, const std::string& file);
   // The pre-tokenizer of DeepSeek-V3 / R1 (SPEC §7.1): three Isolated splits + ByteLevel.
-  static PreTokenizer deepseek_v3();
+  // individual_digits: the digit split is \p{N} (every digit its own piece, as Llama) instead
+  // of \p{N}{1,3}; for small models learning arithmetic digit by digit.
+  static PreTokenizer deepseek_v3(bool individual_digits = false);
   // The JSON that `tokenizers` reads back as this pre-tokenizer.
   nlohmann::json to_json() const;
-  static nlohmann::json deepseek_v3_json();
+  static nlohmann::json deepseek_v3_json(bool individual_digits = false);
 
   bool has_byte_level() const { return has_byte_level_; }
   // True when the points find_cut() returns are always piece boundaries, so text may be cut there
