@@ -38,6 +38,8 @@
 
 namespace dseek::cli {
 
+void setup_bench_decode(CLI::App* sub, int* exit_code);  // cmd_bench_decode.cpp
+
 namespace {
 
 struct TrainBenchArgs {
@@ -215,12 +217,14 @@ void setup_train(CLI::App* sub, int* exit_code) {
   sub->callback([a, exit_code] { *exit_code = bench_train(*a); });
 }
 
-const bool reg = add_command({"bench", "Benchmarks on the GPU (bench train)",
+const bool reg = add_command({"bench", "Benchmarks on the GPU (bench train, bench decode)",
                               [](CLI::App* sub, int* exit_code) {
                                 sub->require_subcommand(1);
                                 setup_train(sub->add_subcommand(
                                                 "train", "Time full training steps of a config"),
                                             exit_code);
+                                setup_bench_decode(
+                                    sub->add_subcommand("decode", "Time greedy decoding"), exit_code);
                               },
                               95});
 
