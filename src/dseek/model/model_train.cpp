@@ -135,6 +135,12 @@ double model_train_forward(const Model& m, const int32_t* inputs, const int32_t*
   if (opt.defer_head_grad) {
     a.dlogits.resize(N * V);
     linear_forward(a.dlogits.data(), a.hn.data(), m.w.head().ptr(), nullptr, N, C, V);
+    DSEEK_CHECK(opt.head_temperature > 0.0f, "head_temperature must be > 0, got {}",
+                opt.head_temperature);
+    if (opt.head_temperature != 1.0f) {
+      const float inv = 1.0f / opt.head_temperature;
+      for (float& x : a.dlogits) x *= inv;
+    }
     a.token_logp.resize(N);
     a.token_entropy.resize(N);
     token_logprobs(a.token_logp.data(), a.token_entropy.data(), a.dlogits.data(), targets, N, V);

@@ -26,6 +26,11 @@ struct TrainOptions {
   // token_entropy; the caller writes its own gradient into acts.dlogits before the backward
   // (RL objectives, distillation: see posttrain/token_logprobs.h). ce_loss is still reported.
   bool defer_head_grad = false;
+  // defer_head_grad only: the logits left in acts.dlogits (and token_logp / token_entropy) are
+  // those of softmax(logits / head_temperature), the policy a sampler at that temperature draws
+  // from; the caller's gradient is then w.r.t. the scaled logits and must be divided by the
+  // temperature before the backward (d/dlogits = (1/T) d/d(logits/T)).
+  float head_temperature = 1.0f;
 };
 
 struct LayerActs {

@@ -70,6 +70,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
   DSEEK_CHECK(c.updates >= 1, "--updates must be >= 1");
   DSEEK_CHECK(c.micro_batch >= 1, "--micro-batch must be >= 1");
   DSEEK_CHECK(c.max_new_tokens >= 1, "--max-new-tokens must be >= 1");
+  DSEEK_CHECK(c.temperature > 0.0f, "--temperature must be > 0 (GRPO samples from the policy)");
   DSEEK_CHECK(c.eval_every >= 1, "--eval-every must be >= 1");
   Model m = Model::load(c.model);
   std::string tok_path = c.tokenizer.empty() ? c.model + "/tokenizer.json" : c.tokenizer;
@@ -206,6 +207,9 @@ GrpoResult grpo_run(const GrpoConfig& c) {
       seqs[s].mask.assign(pr.size(), 0);
       seqs[s].mask.resize(seqs[s].ids.size(), 1);
     }
+    // log-probs are those of the sampling policy softmax(logits / T) (as TRL does), so the
+    // ratio and the KL compare the distributions the samples really came from
+    const float inv_t = 1.0f / c.temperature;
     std::vector<Micro> micro;
     int64_t n_tokens_total = 0;
     for (int64_t i = 0; i < S; i += c.micro_batch) {
@@ -220,6 +224,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
       n_tokens_total += mb.b.n_targets;
       if (ref) {
         Tensor logits = ref->forward(mb.b.inputs.data(), mb.b.B, mb.b.T);
+        for (float& x : logits.data) x *= inv_t;  // the reference at the sampling temperature
         std::vector<float> grid(mb.b.B * mb.b.T);
         token_logprobs(grid.data(), nullptr, logits.ptr(), mb.b.targets.data(), mb.b.B * mb.b.T,
                        m.cfg.vocab_size);
@@ -233,6 +238,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
     to.run_mtp = false;
     to.seq_balance_alpha = 0.0f;
     to.defer_head_grad = true;
+    to.head_temperature = c.temperature;
     double loss_sum = 0, kl_sum = 0, clip_lo = 0, clip_hi = 0, ent_sum = 0, gnorm = 0;
     const float cur_lr =
         (float)(c.warmup_steps > 0 && step < c.warmup_steps ? c.lr * (step + 1) / c.warmup_steps
@@ -265,7 +271,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
                                  : (double)mb.b.B / (double)S;
         std::vector<float> grid(N, 0.0f);
         for (int64_t i = 0, k = 0; i < N; i++)
-          if (mb.b.targets[i] >= 0) grid[i] = (float)(share * dlogp[k++]);
+          if (mb.b.targets[i] >= 0) grid[i] = (float)(share * inv_t * dlogp[k++]);
         token_logprobs_backward(acts.dlogits.data(), mb.b.targets.data(), grid.data(), N,
                                 m.cfg.vocab_size);
         model_train_backward(m, acts, G);

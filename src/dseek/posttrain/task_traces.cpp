@@ -20,9 +20,11 @@ std::string arith_expr(const Problem& p) {
 }
 }  // namespace
 
-// Column addition, least significant digit first: "8 + 9 = 17, 5 + 5 + 1 = 11, so 117".
-// Each step is a one-digit fact plus the carry, which a small model can learn; the answer is
-// then read off the steps. Falls back to "" when the expression is not two naturals.
+// Column addition, least significant digit first: "58 + 59: 8 + 9 = 17, 5 + 5 + 1 = 11, so 117".
+// The trace first copies the operands, so every column step reads its digits at the same short
+// distance whatever surrounds the trace (pretraining text or a chat turn); each step is then a
+// one-digit fact plus the carry, which a small model learns quickly, and the answer is read off
+// the steps. Falls back to "" when the expression is not two naturals.
 std::string add_columns(const std::string& e, const std::string& answer) {
   const size_t plus = e.find(" + ");
   if (plus == std::string::npos) return "";
@@ -31,7 +33,7 @@ std::string add_columns(const std::string& e, const std::string& answer) {
     return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos;
   };
   if (!digits(a) || !digits(b)) return "";
-  std::string out;
+  std::string out = e + ": ";
   int carry = 0;
   const size_t n = std::max(a.size(), b.size());
   for (size_t i = 0; i < n; i++) {

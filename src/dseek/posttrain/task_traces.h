@@ -1,8 +1,8 @@
 // Worked solutions for generated task problems: the reasoning a cold-start SFT example shows
 // inside <think>, the R1-format completion around it, and the plain-text form that goes into
 // pretraining data ("text plus task data"). Deterministic in the problem.
-//   add          column by column from the right: "7 + 5 = 12, 4 + 8 + 1 = 13, 3 + 2 + 1 = 6,
-//                so 632"
+//   add          the operands, then column by column from the right: "347 + 285: 7 + 5 = 12,
+//                4 + 8 + 1 = 13, 3 + 2 + 1 = 6, so 632"
 //   sub/mul      "347 - 285 = 62"
 //   sort         "-3 < 4 < 17" (the sorted values in order)
 //   countdown    the reference expression and its value: "(3 + 5) * 2 = 16"
