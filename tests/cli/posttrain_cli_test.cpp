@@ -3,6 +3,7 @@
 // loss; every kept rejection sample is a correct, well-formatted answer to its question; GRPO
 // writes its metrics and final model), and bad input gets a one-line error.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -24,7 +25,7 @@ const std::string kTok = DSEEK_FIXTURES "/tokenizer_v3style/tokenizer.json";
 
 std::string dir() {
   static std::string d = [] {
-    std::string p = ::testing::TempDir() + "/posttrain_cli";
+    std::string p = ::testing::TempDir() + "/posttrain_cli_" + std::to_string(::getpid());
     fs::remove_all(p);
     fs::create_directories(p);
     nlohmann::json j = {{"model_type", "deepseek_v3"},
@@ -76,13 +77,13 @@ TEST(PosttrainCli, TasksSftEvalSampleGrpo) {
       dseek_cli("tasks generate --task add --digits 1 -n 96 --format sft -o " + d + "/sft.jsonl");
   ASSERT_EQ(r.code, 0) << r.err;
   r = dseek_cli("sft -m " + d + "/policy --data " + d + "/sft.jsonl -o " + d +
-                "/sft --steps 80 --lr 1e-2 --batch-size 16 --threads 2");
+                "/sft --steps 150 --lr 1e-2 --batch-size 16 --threads 2");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json s = last_json_line(r.out);
   EXPECT_LT(s["loss_last"].get<double>(), 0.5 * s["loss_first"].get<double>()) << r.out;
   EXPECT_TRUE(fs::exists(d + "/sft/final/tokenizer.json"));
 
-  r = dseek_cli("eval -m " + d + "/sft/final --task add --digits 1 -n 20 -k 2 --max-new-tokens 28");
+  r = dseek_cli("eval -m " + d + "/sft/final --task add --digits 1 -n 20 -k 2 --max-new-tokens 40");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json e = last_json_line(r.out);
   for (const char* k : {"pass1", "format", "passk", "sample_accuracy", "mean_tokens"})
@@ -90,7 +91,7 @@ TEST(PosttrainCli, TasksSftEvalSampleGrpo) {
   EXPECT_GE(e["passk"].get<double>(), e["pass1"].get<double>() - 1.0);  // a probability
 
   r = dseek_cli("sample -m " + d + "/sft/final --task add --digits 1 -n 48 --samples 4 " +
-                "--max-new-tokens 28 -o " + d + "/rs.jsonl");
+                "--max-new-tokens 40 -o " + d + "/rs.jsonl");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json ss = last_json_line(r.out);
   std::ifstream f(d + "/rs.jsonl");
@@ -112,7 +113,7 @@ TEST(PosttrainCli, TasksSftEvalSampleGrpo) {
   EXPECT_LE(ss["accepted"].get<int64_t>(), ss["samples"].get<int64_t>());
 
   r = dseek_cli("grpo -m " + d + "/sft/final --task add --digits 1 --steps 2 --prompts 4 -G 4 " +
-                "--max-new-tokens 28 --eval-n 10 --eval-k 2 --eval-every 1 --lr 1e-3 -o " + d +
+                "--max-new-tokens 40 --eval-n 10 --eval-k 2 --eval-every 1 --lr 1e-3 -o " + d +
                 "/grpo");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json g = last_json_line(r.out);

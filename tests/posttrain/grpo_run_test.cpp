@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -52,7 +53,8 @@ const std::string& policy_dir() {
                         {"bos_token_id", tok.bos_id()},
                         {"eos_token_id", tok.eos_id()}};
     Model m = Model::random(ModelConfig::from_json(j), 3);
-    const std::string d = ::testing::TempDir() + "/grpo_policy";
+    // per process: ctest runs the tests of this file in parallel processes
+    const std::string d = ::testing::TempDir() + "/grpo_policy_" + std::to_string(::getpid());
     save_model_dir(d + "/random", m, {}, [](const std::string& s) {
       fs::copy_file(kTok, s + "/tokenizer.json", fs::copy_options::overwrite_existing);
     });
@@ -67,10 +69,10 @@ const std::string& policy_dir() {
     sc.model = d + "/random";
     sc.data = d + "/sft.jsonl";
     sc.out_dir = d + "/sft";
-    sc.steps = 80;
+    sc.steps = 150;
     sc.batch_size = 16;
     sc.lr = 1e-2;
-    sc.log_every = 80;
+    sc.log_every = 150;
     SftResult r = sft_run(sc);
     EXPECT_LT(r.last_loss, 0.6 * r.first_loss) << "SFT did not learn";
     return r.final_dir;
@@ -133,7 +135,7 @@ GrpoConfig small_config(const std::string& out, int64_t micro) {
   c.steps = 1;
   c.prompts_per_step = 4;
   c.group_size = 4;
-  c.max_new_tokens = 28;
+  c.max_new_tokens = 40;
   c.updates = 2;
   c.micro_batch = micro;
   c.lr = 1.0;
@@ -150,7 +152,7 @@ GrpoConfig small_config(const std::string& out, int64_t micro) {
 }
 
 TEST(GrpoRun, MicroBatchingIsExactAndMetricsAreWritten) {
-  const std::string root = ::testing::TempDir() + "/grpo_run";
+  const std::string root = ::testing::TempDir() + "/grpo_run_" + std::to_string(::getpid());
   fs::remove_all(root);
   GrpoResult a = grpo_run(small_config(root + "/a", 16));
   GrpoResult b = grpo_run(small_config(root + "/b", 3));

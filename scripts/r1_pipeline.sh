@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# DeepSeek-R1's recipe at CPU scale, end to end, on 3-digit addition:
+#   1. data      Brown + King James Bible (scripts/fetch_corpus.sh) plus worked additions as text
+#                (`dseek tasks generate --format text`, train split only), one tokenizer
+#   2. pretrain  the tiny DeepSeek-V3-shaped recipe (MLA, MoE, MTP) on that mix
+#   3. SFT       cold start on a few hundred R1-format examples (<think>..</think> <answer>..)
+#   4. GRPO      rule-based rewards (accuracy + format) on fresh train-split problems
+#   5. report    held-out pass@1 / format / pass@k before and after RL (200 test-split problems,
+#                disjoint from everything trained on), sample answers, plots
+# Usage: scripts/r1_pipeline.sh [--seed N] [--out DIR]
+# Time budgets (seconds, env): R1_PRETRAIN_S (default 420), R1_GRPO_S (default 360). Steps are
+# sized for a quiet 2-core machine; the time limits stop earlier on a slower one (checkpoint
+# kept). DSEEK=path picks the binary (default ./build/dseek).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEED=0
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seed) SEED="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    *) echo "usage: $0 [--seed N] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+OUT=${OUT:-runs/r1/seed$SEED}
+D=${DSEEK:-./build/dseek}
+PRE_S=${R1_PRETRAIN_S:-420}
+GRPO_S=${R1_GRPO_S:-360}
+DIGITS=3
+[ -x "$D" ] || { echo "[r1] $D not found: build first" >&2; exit 1; }
+mkdir -p "$OUT"
+
+# ---- 1. data -------------------------------------------------------------------------------
+# A 4096-token BPE with one token per digit (DeepSeek's pre-tokenizer groups up to 3 digits,
+# which a 6M-parameter model cannot learn to add in minutes), and 100k worked additions (40k
+# with 2 digits, 60k with 3) from the TRAIN split, each its own document, next to the Brown
+# text (~80% of the tokens are arithmetic).
+bash scripts/fetch_corpus.sh
+TOK=data/r1/tokenizer.json
+DATA=data/r1/shards
+mkdir -p data/r1
+if [ ! -s "$TOK" ]; then
+  "$D" tokenizer train --input data/corpus/brown.txt data/corpus/kjv.txt --vocab-size 4096 \
+    --individual-digits --output "$TOK"
+fi
+if [ ! -s "$DATA/meta.json" ] || [ "$TOK" -nt "$DATA/meta.json" ]; then
+  echo "[r1] task text: 100000 worked additions (train split)"
+  "$D" tasks generate --task add --digits 2 --split train -n 40000 --seed 1 --format text \
+    -o data/r1/add2.raw
+  "$D" tasks generate --task add --digits 3 --split train -n 60000 --seed 2 --format text \
+    -o data/r1/add3.raw
+  # interleave (deterministically) and make each problem its own document
+  paste -d '\n' <(head -n 40000 data/r1/add3.raw) data/r1/add2.raw | cat - <(tail -n +40001 data/r1/add3.raw) |
+    sed 'G' > data/r1/add_text.txt
+  "$D" data prepare --tokenizer "$TOK" -q \
+    --input data/corpus/brown.txt data/r1/add_text.txt --output "$DATA"
+fi
+
+# ---- 2. pretrain ---------------------------------------------------------------------------
+echo; echo "== [r1 seed $SEED] pretraining the tiny recipe on text + task data (<= ${PRE_S}s)"
+"$D" train --config recipes/tiny.json --data "$DATA" --tokenizer "$TOK" \
+  --out "$OUT/pretrain" --seed "$SEED" --steps 1000 --time-limit "$PRE_S"
+
+# ---- 3. cold-start SFT ---------------------------------------------------------------------
+echo; echo "== [r1 seed $SEED] cold-start SFT on 300 formatted examples"
+"$D" tasks generate --task add --digits $DIGITS --split train -n 300 --seed $((SEED + 100)) \
+  --format sft -o "$OUT/cold_start.jsonl"
+"$D" sft -m "$OUT/pretrain/checkpoint" --data "$OUT/cold_start.jsonl" --out "$OUT/sft" \
+  --epochs 3 --lr 1e-3 --seed "$SEED"
+
+# ---- 4. GRPO -------------------------------------------------------------------------------
+echo; echo "== [r1 seed $SEED] GRPO on $DIGITS-digit addition (<= ${GRPO_S}s)"
+"$D" grpo -m "$OUT/sft/final" --task add --digits $DIGITS --out "$OUT/grpo" --seed "$SEED" \
+  --steps 80 --time-limit "$GRPO_S" --prompts 16 -G 8 --max-new-tokens 64 --temperature 0.7 \
+  --lr "${R1_GRPO_LR:-1e-4}" --warmup 5 --beta 0.04 --eval-every 10 --eval-n 200 --eval-k 8 \
+  | tee "$OUT/summary.json"
+
+# ---- 5. plots ------------------------------------------------------------------------------
+"$D" plot "$OUT/grpo" --out "$OUT/plots/grpo" >/dev/null || true
+"$D" plot "$OUT/pretrain" --out "$OUT/plots/pretrain" >/dev/null || true
+echo "[r1] seed $SEED done: $OUT (summary.json, grpo/metrics.jsonl, plots/)"
