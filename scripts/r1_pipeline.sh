@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DeepSeek-R1's recipe at CPU scale, end to end, on 3-digit addition:
+# DeepSeek-R1's recipe at CPU scale, end to end, on 2-digit addition:
 #   1. data      Brown + King James Bible (scripts/fetch_corpus.sh) plus worked additions as text
 #                (`dseek tasks generate --format text`, train split only), one tokenizer
 #   2. pretrain  the tiny DeepSeek-V3-shaped recipe (MLA, MoE, MTP) on that mix
@@ -8,7 +8,8 @@
 #   5. report    held-out pass@1 / format / pass@k before and after RL (200 test-split problems,
 #                disjoint from everything trained on), sample answers, plots
 # Usage: scripts/r1_pipeline.sh [--seed N] [--out DIR]
-# Time budgets (seconds, env): R1_PRETRAIN_S (default 420), R1_GRPO_S (default 360). Steps are
+# Time budgets (seconds, env): R1_PRETRAIN_S (default 420), R1_GRPO_S (default 360); pretraining
+# steps R1_PRETRAIN_STEPS (default 600: the cold-start model then has room to improve). Steps are
 # sized for a quiet 2-core machine; the time limits stop earlier on a slower one (checkpoint
 # kept). DSEEK=path picks the binary (default ./build/dseek).
 set -euo pipefail
@@ -27,15 +28,15 @@ OUT=${OUT:-runs/r1/seed$SEED}
 D=${DSEEK:-./build/dseek}
 PRE_S=${R1_PRETRAIN_S:-420}
 GRPO_S=${R1_GRPO_S:-360}
-DIGITS=3
+DIGITS=2
 [ -x "$D" ] || { echo "[r1] $D not found: build first" >&2; exit 1; }
 mkdir -p "$OUT"
 
 # ---- 1. data -------------------------------------------------------------------------------
 # A 4096-token BPE with one token per digit (DeepSeek's pre-tokenizer groups up to 3 digits,
-# which a 6M-parameter model cannot learn to add in minutes), and 100k worked additions (40k
-# with 2 digits, 60k with 3) from the TRAIN split, each its own document, next to the Brown
-# text (~80% of the tokens are arithmetic).
+# which a 6M-parameter model cannot learn to add in minutes), and 100k worked 2-digit additions
+# from the TRAIN split, each its own document, next to the Brown text (~80% of the tokens are
+# arithmetic).
 bash scripts/fetch_corpus.sh
 TOK=data/r1/tokenizer.json
 DATA=data/r1/shards
@@ -45,14 +46,10 @@ if [ ! -s "$TOK" ]; then
     --individual-digits --output "$TOK"
 fi
 if [ ! -s "$DATA/meta.json" ] || [ "$TOK" -nt "$DATA/meta.json" ]; then
-  echo "[r1] task text: 100000 worked additions (train split)"
-  "$D" tasks generate --task add --digits 2 --split train -n 40000 --seed 1 --format text \
-    -o data/r1/add2.raw
-  "$D" tasks generate --task add --digits 3 --split train -n 60000 --seed 2 --format text \
-    -o data/r1/add3.raw
-  # interleave (deterministically) and make each problem its own document
-  paste -d '\n' <(head -n 40000 data/r1/add3.raw) data/r1/add2.raw | cat - <(tail -n +40001 data/r1/add3.raw) |
-    sed 'G' > data/r1/add_text.txt
+  echo "[r1] task text: 100000 worked $DIGITS-digit additions (train split)"
+  "$D" tasks generate --task add --digits $DIGITS --split train -n 100000 --seed 1 \
+    --format text -o data/r1/add_text.raw
+  sed 'G' data/r1/add_text.raw > data/r1/add_text.txt   # one document per problem
   "$D" data prepare --tokenizer "$TOK" -q \
     --input data/corpus/brown.txt data/r1/add_text.txt --output "$DATA"
 fi
@@ -60,7 +57,7 @@ fi
 # ---- 2. pretrain ---------------------------------------------------------------------------
 echo; echo "== [r1 seed $SEED] pretraining the tiny recipe on text + task data (<= ${PRE_S}s)"
 "$D" train --config recipes/tiny.json --data "$DATA" --tokenizer "$TOK" \
-  --out "$OUT/pretrain" --seed "$SEED" --steps 1000 --time-limit "$PRE_S"
+  --out "$OUT/pretrain" --seed "$SEED" --steps "${R1_PRETRAIN_STEPS:-600}" --time-limit "$PRE_S"
 
 # ---- 3. cold-start SFT ---------------------------------------------------------------------
 echo; echo "== [r1 seed $SEED] cold-start SFT on 300 formatted examples"
