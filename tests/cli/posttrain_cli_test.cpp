@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_kit.h"
+#include "posttrain/tiny_policy.h"
 #include "dseek/model/checkpoint.h"
 #include "dseek/posttrain/rewards.h"
 
@@ -21,38 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kTok = DSEEK_FIXTURES "/tokenizer_v3style/tokenizer.json";
-
 std::string dir() {
   static std::string d = [] {
     std::string p = ::testing::TempDir() + "/posttrain_cli_" + std::to_string(::getpid());
     fs::remove_all(p);
     fs::create_directories(p);
-    nlohmann::json j = {{"model_type", "deepseek_v3"},
-                        {"vocab_size", 3072},
-                        {"hidden_size", 32},
-                        {"intermediate_size", 48},
-                        {"moe_intermediate_size", 16},
-                        {"num_hidden_layers", 2},
-                        {"num_attention_heads", 2},
-                        {"n_shared_experts", 1},
-                        {"n_routed_experts", 4},
-                        {"routed_scaling_factor", 2.5},
-                        {"kv_lora_rank", 16},
-                        {"q_lora_rank", 24},
-                        {"qk_rope_head_dim", 8},
-                        {"v_head_dim", 8},
-                        {"qk_nope_head_dim", 8},
-                        {"n_group", 2},
-                        {"topk_group", 1},
-                        {"num_experts_per_tok", 2},
-                        {"first_k_dense_replace", 1},
-                        {"bos_token_id", 0},
-                        {"eos_token_id", 1}};
-    Model m = Model::random(ModelConfig::from_json(j), 5);
-    save_model_dir(p + "/policy", m, {}, [](const std::string& s) {
-      fs::copy_file(kTok, s + "/tokenizer.json", fs::copy_options::overwrite_existing);
-    });
+    dseek_test::write_tiny_policy(p + "/policy", 5);
     return p;
   }();
   return d;

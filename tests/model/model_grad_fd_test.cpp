@@ -9,38 +9,15 @@
 #include <cmath>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
 #include "dseek/model/model_train.h"
+#include "model/tiny_model_config.h"
 
 using namespace dseek;
 
 namespace {
 
 ModelConfig tiny_config(bool tied) {
-  nlohmann::json j = {{"model_type", "deepseek_v3"},
-                      {"vocab_size", 64},
-                      {"hidden_size", 32},
-                      {"intermediate_size", 48},
-                      {"moe_intermediate_size", 16},
-                      {"num_hidden_layers", 2},
-                      {"num_attention_heads", 2},
-                      {"n_shared_experts", 1},
-                      {"n_routed_experts", 8},
-                      {"routed_scaling_factor", 2.5},
-                      {"kv_lora_rank", 16},
-                      {"q_lora_rank", 24},
-                      {"qk_rope_head_dim", 8},
-                      {"v_head_dim", 8},
-                      {"qk_nope_head_dim", 8},
-                      {"n_group", 4},
-                      {"topk_group", 2},
-                      {"num_experts_per_tok", 2},
-                      {"first_k_dense_replace", 1},
-                      {"tie_word_embeddings", tied}};
-  ModelConfig c = ModelConfig::from_json(j);
-  c.mtp_depth = 2;
-  return c;
+  return dseek_test::tiny_model_config(tied, 2);
 }
 
 struct Case {

@@ -19,45 +19,19 @@
 #include "dseek/posttrain/sft.h"
 #include "dseek/posttrain/sft_data.h"
 #include "dseek/posttrain/task_traces.h"
+#include "posttrain/tiny_policy.h"
 
 using namespace dseek;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kTok = DSEEK_FIXTURES "/tokenizer_v3style/tokenizer.json";
-
 // A random policy folder (config + weights + tokenizer), made once.
 const std::string& policy_dir() {
   static std::string dir = [] {
-    Tokenizer tok = Tokenizer::load(kTok);
-    nlohmann::json j = {{"model_type", "deepseek_v3"},
-                        {"vocab_size", 3072},
-                        {"hidden_size", 32},
-                        {"intermediate_size", 48},
-                        {"moe_intermediate_size", 16},
-                        {"num_hidden_layers", 2},
-                        {"num_attention_heads", 2},
-                        {"n_shared_experts", 1},
-                        {"n_routed_experts", 4},
-                        {"routed_scaling_factor", 2.5},
-                        {"kv_lora_rank", 16},
-                        {"q_lora_rank", 24},
-                        {"qk_rope_head_dim", 8},
-                        {"v_head_dim", 8},
-                        {"qk_nope_head_dim", 8},
-                        {"n_group", 2},
-                        {"topk_group", 1},
-                        {"num_experts_per_tok", 2},
-                        {"first_k_dense_replace", 1},
-                        {"bos_token_id", tok.bos_id()},
-                        {"eos_token_id", tok.eos_id()}};
-    Model m = Model::random(ModelConfig::from_json(j), 3);
     // per process: ctest runs the tests of this file in parallel processes
     const std::string d = ::testing::TempDir() + "/grpo_policy_" + std::to_string(::getpid());
-    save_model_dir(d + "/random", m, {}, [](const std::string& s) {
-      fs::copy_file(kTok, s + "/tokenizer.json", fs::copy_options::overwrite_existing);
-    });
+    dseek_test::write_tiny_policy(d + "/random", 3);
     // a short SFT on formatted 1-digit additions, so sampled completions earn varying rewards
     // (a random policy earns none, and zero advantages would not move it)
     {

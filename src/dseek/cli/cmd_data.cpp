@@ -27,6 +27,7 @@
 
 #include "dseek/cli/command.h"
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 #include "dseek/core/progress.h"
 #include "dseek/io/token_shards.h"
 #include "dseek/tokenizer/tokenizer.h"
@@ -111,17 +112,11 @@ std::string sha256_file(const std::string& path) {
   return hex;
 }
 
-uint64_t mix64(uint64_t z) {  // splitmix64 finalizer
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // Which split a document goes to: FNV-1a of the text, keyed by the seed.
 bool doc_is_val(std::string_view text, uint64_t seed, double val_fraction) {
-  uint64_t h = 0xcbf29ce484222325ull ^ mix64(seed + 0x9E3779B97F4A7C15ull);
+  uint64_t h = 0xcbf29ce484222325ull ^ splitmix64_finalize(seed + kSplitmix64Gamma);
   for (unsigned char c : text) h = (h ^ c) * 0x100000001b3ull;
-  return (double)(mix64(h) >> 11) * 0x1.0p-53 < val_fraction;
+  return (double)(splitmix64_finalize(h) >> 11) * 0x1.0p-53 < val_fraction;
 }
 
 // "100M" -> 100000000 (K, M, G: powers of 1000; plain numbers too).

@@ -7,6 +7,7 @@
 #include <limits>     // infinity
 
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 
 namespace dseek {
 
@@ -24,13 +25,6 @@ constexpr int64_t kTopPSortBelow = 64;
 // ---------------------------------------------------------------------------------------------
 // random numbers: splitmix64 to expand the seed, xoshiro256** for the stream (both public domain,
 // Blackman & Vigna); results are fully specified by the algorithms, unlike <random> distributions.
-
-uint64_t splitmix64_next(uint64_t* x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 inline uint64_t rotl(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));

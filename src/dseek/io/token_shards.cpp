@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>  // loader state
 
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 
 namespace dseek {
 
@@ -58,13 +59,8 @@ const char* mode_name(TokenLoaderMode m) {
   return m == TokenLoaderMode::TOKEN_LOADER_MODE_RANDOM ? "random" : "sequential";
 }
 
-// splitmix64 (Steele, Lea, Flood 2014): one u64 of state, so the loader state stays tiny.
-uint64_t splitmix64_next(uint64_t* s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+// (random mode draws with splitmix64_next, core/rng.h: one u64 of state, so the loader state
+// stays tiny)
 
 }  // namespace
 

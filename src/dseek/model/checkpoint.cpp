@@ -68,4 +68,20 @@ void save_model_dir(const std::string& dir, const Model& m,
   fs::remove_all(old);
 }
 
+void save_model_dir_with_tokenizer(const std::string& dir, const Model& m,
+                                   const std::map<std::string, std::string>& metadata,
+                                   const std::string& tokenizer_path) {
+  save_model_dir(dir, m, metadata, [&](const std::string& staging) {
+    std::filesystem::copy_file(tokenizer_path, staging + "/tokenizer.json",
+                               std::filesystem::copy_options::overwrite_existing);
+  });
+}
+
+std::string model_tokenizer_path(const std::string& explicit_path, const std::string& model_dir) {
+  if (!explicit_path.empty()) return explicit_path;
+  const std::string p = model_dir + "/tokenizer.json";
+  DSEEK_CHECK(std::filesystem::exists(p), "{} has no tokenizer.json: pass --tokenizer", model_dir);
+  return p;
+}
+
 }  // namespace dseek

@@ -25,6 +25,16 @@ void save_model_dir(const std::string& dir, const Model& m,
                     const std::map<std::string, std::string>& metadata,
                     const std::function<void(const std::string& staging)>& extra = nullptr);
 
+// A model folder that ships its tokenizer (what `dseek sft` / `dseek grpo` write, what `dseek
+// generate / eval / serve` read): save_model_dir plus a copy of tokenizer_path as tokenizer.json.
+void save_model_dir_with_tokenizer(const std::string& dir, const Model& m,
+                                   const std::map<std::string, std::string>& metadata,
+                                   const std::string& tokenizer_path);
+
+// The tokenizer of a model folder: explicit_path when given, else DIR/tokenizer.json, which must
+// exist (dseek::Error "DIR has no tokenizer.json: pass --tokenizer" otherwise).
+std::string model_tokenizer_path(const std::string& explicit_path, const std::string& model_dir);
+
 // fsync a file or folder (best effort on folders); used by atomic writers.
 void fsync_path(const std::string& path);
 

@@ -1,9 +1,5 @@
 #include "dseek/posttrain/grpo.h"
 
-#include <omp.h>
-
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,9 +11,11 @@
 #include <nlohmann/json.hpp>
 
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 #include "dseek/core/progress.h"
 #include "dseek/model/checkpoint.h"
 #include "dseek/model/model_train.h"
+#include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/token_logprobs.h"
 #include "dseek/posttrain/evaluate.h"
 #include "dseek/posttrain/rollout.h"
@@ -37,10 +35,7 @@ double since(Clock::time_point t) {
 }
 
 uint64_t mix64(uint64_t a, uint64_t b) {
-  uint64_t x = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+  return splitmix64_finalize(a * kSplitmix64Gamma + b + 0x632be59bd9b4e019ull);
 }
 
 // One micro-batch: its rows in the padded grid and where each row's completion tokens sit.
@@ -61,10 +56,7 @@ void pack(std::vector<float>& out, const float* grid, const std::vector<int32_t>
 }  // namespace
 
 GrpoResult grpo_run(const GrpoConfig& c) {
-  if (c.threads > 0) {
-    omp_set_num_threads(c.threads);
-    openblas_set_num_threads(c.threads);
-  }
+  set_cpu_threads(c.threads);
   DSEEK_CHECK(c.prompts_per_step >= 1, "--prompts must be >= 1");
   DSEEK_CHECK(c.group_size >= 2, "--group-size must be >= 2 (advantages compare samples)");
   DSEEK_CHECK(c.updates >= 1, "--updates must be >= 1");
@@ -73,8 +65,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
   DSEEK_CHECK(c.temperature > 0.0f, "--temperature must be > 0 (GRPO samples from the policy)");
   DSEEK_CHECK(c.eval_every >= 1, "--eval-every must be >= 1");
   Model m = Model::load(c.model);
-  std::string tok_path = c.tokenizer.empty() ? c.model + "/tokenizer.json" : c.tokenizer;
-  DSEEK_CHECK(fs::exists(tok_path), "{} has no tokenizer.json: pass --tokenizer", c.model);
+  const std::string tok_path = model_tokenizer_path(c.tokenizer, c.model);
   Tokenizer tok = Tokenizer::load(tok_path);
   DSEEK_CHECK(tok.eos_id() >= 0, "the tokenizer has no end-of-sentence token");
   std::optional<Model> ref;
@@ -244,7 +235,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
         (float)(c.warmup_steps > 0 && step < c.warmup_steps ? c.lr * (step + 1) / c.warmup_steps
                                                             : c.lr);
     for (int u = 0; u < c.updates; u++) {
-      for (ParamRef& g : grads) std::fill(g.tensor->data.begin(), g.tensor->data.end(), 0.0f);
+      grads_zero(grads);
       double lsum = 0;
       for (Micro& mb : micro) {
         const int64_t N = mb.b.B * mb.b.T;
@@ -336,10 +327,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
   }
   res.steps = step;
   res.final_dir = c.out_dir + "/final";
-  save_model_dir(
-      res.final_dir, m, {{"grpo_steps", std::to_string(step)}}, [&](const std::string& staging) {
-        fs::copy_file(tok_path, staging + "/tokenizer.json", fs::copy_options::overwrite_existing);
-      });
+  save_model_dir_with_tokenizer(res.final_dir, m, {{"grpo_steps", std::to_string(step)}}, tok_path);
   bar.finish(fmt::format("pass@1 {:.3f} -> {:.3f}, format {:.3f} -> {:.3f}; saved {}",
                          res.first.pass1, res.last.pass1, res.first.format, res.last.format,
                          res.final_dir));

@@ -5,16 +5,14 @@
 #include <exception>
 
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 #include "dseek/infer/generate.h"
 
 namespace dseek {
 
 namespace {
-uint64_t mix(uint64_t x) {  // splitmix64 finalizer
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
+uint64_t mix(uint64_t x) {
+  return splitmix64_next(&x);
 }
 }  // namespace
 

@@ -1,9 +1,5 @@
 #include "dseek/posttrain/sft.h"
 
-#include <omp.h>
-
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +13,7 @@
 #include "dseek/core/progress.h"
 #include "dseek/model/checkpoint.h"
 #include "dseek/model/model_train.h"
+#include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/cross_entropy.h"
 #include "dseek/posttrain/distill_loss.h"
 #include "dseek/posttrain/seq_batch.h"
@@ -29,13 +26,6 @@ namespace dseek {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string find_tokenizer(const std::string& explicit_path, const std::string& model) {
-  if (!explicit_path.empty()) return explicit_path;
-  const std::string p = model + "/tokenizer.json";
-  DSEEK_CHECK(fs::exists(p), "{} has no tokenizer.json: pass --tokenizer", model);
-  return p;
-}
 
 // Mean CE over the trained tokens of `batches` (no gradient).
 double val_loss(const Model& m, const std::vector<SftExample>& ex, int32_t pad, int64_t bs,
@@ -58,15 +48,12 @@ double val_loss(const Model& m, const std::vector<SftExample>& ex, int32_t pad, 
 }  // namespace
 
 SftResult sft_run(const SftConfig& c) {
-  if (c.threads > 0) {
-    omp_set_num_threads(c.threads);
-    openblas_set_num_threads(c.threads);
-  }
+  set_cpu_threads(c.threads);
   DSEEK_CHECK(c.batch_size >= 1, "--batch-size must be >= 1");
   DSEEK_CHECK(c.epochs >= 1 || c.steps >= 1, "--epochs or --steps must be >= 1");
   DSEEK_CHECK(c.val_fraction >= 0 && c.val_fraction < 1, "--val-fraction must be in [0, 1)");
   Model m = Model::load(c.model);
-  const std::string tok_path = find_tokenizer(c.tokenizer, c.model);
+  const std::string tok_path = model_tokenizer_path(c.tokenizer, c.model);
   Tokenizer tok = Tokenizer::load(tok_path);
   std::vector<SftExample> all = sft_load_jsonl(c.data, tok, c.chat);
   for (const SftExample& e : all)
@@ -144,7 +131,7 @@ SftResult sft_run(const SftConfig& c) {
       if (c.steps == 0 && cursor == order.size()) break;  // epochs: last batch may be short
     }
     SeqBatch b = seq_batch(rows, pad, c.max_len);
-    for (ParamRef& g : grads) std::fill(g.tensor->data.begin(), g.tensor->data.end(), 0.0f);
+    grads_zero(grads);
     TrainOptions o;
     o.mtp_lambda = c.mtp_lambda;
     o.run_mtp = c.mtp_lambda > 0;
@@ -193,10 +180,7 @@ SftResult sft_run(const SftConfig& c) {
   }
   res.steps = total;
   res.final_dir = c.out_dir + "/final";
-  save_model_dir(
-      res.final_dir, m, {{"sft_steps", std::to_string(total)}}, [&](const std::string& staging) {
-        fs::copy_file(tok_path, staging + "/tokenizer.json", fs::copy_options::overwrite_existing);
-      });
+  save_model_dir_with_tokenizer(res.final_dir, m, {{"sft_steps", std::to_string(total)}}, tok_path);
   bar.finish(fmt::format("loss {:.4f} -> {:.4f}, val {:.4f}; saved {}", res.first_loss,
                          res.last_loss, res.val_loss, res.final_dir));
   return res;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dseek/core/error.h"
+#include "dseek/core/rng.h"
 
 namespace dseek {
 
@@ -22,12 +23,7 @@ namespace {
 
 struct TaskRng {
   uint64_t state;
-  uint64_t next() {  // splitmix64
-    uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return splitmix64_next(&state); }
   int64_t uniform(int64_t lo, int64_t hi) {  // inclusive
     return lo + static_cast<int64_t>(next() % static_cast<uint64_t>(hi - lo + 1));
   }

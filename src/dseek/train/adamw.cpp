@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-#include <algorithm>      // min
+#include <algorithm>      // min, fill
 #include <charconv>       // from_chars (metadata step)
 #include <cmath>          // sqrt, pow, isfinite
 #include <set>            // name uniqueness, extra-name detection on load
@@ -260,6 +260,10 @@ void AdamW::load(const std::string& path) {
   m_ = std::move(m);
   v_ = std::move(v);
   t_ = step;
+}
+
+void grads_zero(std::vector<ParamRef>& grads) {
+  for (ParamRef& g : grads) std::fill(g.tensor->data.begin(), g.tensor->data.end(), 0.0f);
 }
 
 double grad_global_norm(const std::vector<ParamRef>& grads) {

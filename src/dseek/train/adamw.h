@@ -75,6 +75,9 @@ class AdamW {
   int64_t t_ = 0;
 };
 
+// Sets every gradient tensor to 0 (the start of an optimizer step; backward passes accumulate).
+void grads_zero(std::vector<ParamRef>& grads);
+
 // sqrt(sum of g^2) over all gradients of trainable parameters, accumulated in double in fixed
 // blocks, so the result does not depend on the number of OpenMP threads.
 double grad_global_norm(const std::vector<ParamRef>& grads);

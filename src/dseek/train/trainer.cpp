@@ -1,10 +1,7 @@
 #include "dseek/train/trainer.h"
 
-#include <omp.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <cblas.h>
 
 #include <chrono>
 #include <cmath>
@@ -20,6 +17,7 @@
 #include "dseek/io/token_shards.h"
 #include "dseek/model/checkpoint.h"
 #include "dseek/model/model_train.h"
+#include "dseek/ops/cpu/cpu_parallel.h"
 #include "dseek/ops/cpu/cross_entropy.h"
 #include "dseek/tokenizer/tokenizer.h"
 #include "dseek/train/adamw.h"
@@ -124,10 +122,7 @@ void write_text(const std::string& path, const std::string& text) {
 }  // namespace
 
 TrainResult train_run(const TrainConfig& c, bool resume) {
-  if (c.threads > 0) {
-    omp_set_num_threads(c.threads);
-    openblas_set_num_threads(c.threads);
-  }
+  set_cpu_threads(c.threads);
   fs::create_directories(c.out_dir);
   TokenLoader train(c.data, "train", TokenLoaderMode::TOKEN_LOADER_MODE_RANDOM, c.seed);
   TokenLoader val(c.data, "val", TokenLoaderMode::TOKEN_LOADER_MODE_SEQUENTIAL, c.seed);
@@ -219,7 +214,7 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   const int64_t D = m.cfg.mtp_depth;
   while (step < c.steps) {
     auto t0 = std::chrono::steady_clock::now();
-    for (ParamRef& g : grads) std::fill(g.tensor->data.begin(), g.tensor->data.end(), 0.0f);
+    grads_zero(grads);
     for (auto& l : loads)
       l.assign(m.cfg.is_moe_layer(&l - loads.data()) ? m.cfg.n_routed_experts : 0, 0);
     double ce = 0, bal = 0;

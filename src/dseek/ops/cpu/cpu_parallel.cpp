@@ -3,6 +3,8 @@
 
 #include <sched.h>
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +13,12 @@
 #include <thread>
 
 namespace dseek {
+
+void set_cpu_threads(int n) {
+  if (n <= 0) return;
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
 
 namespace {
 

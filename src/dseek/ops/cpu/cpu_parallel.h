@@ -32,6 +32,10 @@ int par_threads(double work, double min_work);
 // requested size.
 void adapt_threads();
 
+// n > 0: the OpenMP team and OpenBLAS both use n threads from now on (a command's --threads);
+// n <= 0 leaves the defaults (all cores).
+void set_cpu_threads(int n);
+
 // exp(x) in fp32 without a library call, so loops over it vectorize (std::exp does not without
 // -ffast-math). Cephes expf: round-to-nearest range reduction x = n ln2 + r, |r| <= ln2/2, a
 // degree-7 polynomial, 2^n from the exponent bits. Max error 1.2 ulp (measured against fp64).

@@ -194,61 +194,43 @@ void GemmLt::run(const GemmLtParams& p, cudaStream_t stream) {
 // ---------------------------------------------------------------------------------------------
 // the three layouts
 
-void gemm_lt_nt(GemmLt& g, void* D, int64_t ldd, GemmOut d_type, const bf16_t* A, int64_t lda,
-                const bf16_t* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float beta,
-                cudaStream_t stream) {
+namespace {
+void run_layout(GemmLt& g, bool trans_a, bool trans_b, void* D, int64_t ldd, GemmOut d_type,
+                const bf16_t* A, int64_t lda, const bf16_t* B, int64_t ldb, int64_t M, int64_t N,
+                int64_t K, float beta, cudaStream_t stream) {
   g.run({.D = D,
          .ldd = ldd,
          .d_type = d_type,
          .A = A,
          .lda = lda,
-         .trans_a = false,
+         .trans_a = trans_a,
          .B = B,
          .ldb = ldb,
-         .trans_b = true,
+         .trans_b = trans_b,
          .M = M,
          .N = N,
          .K = K,
          .beta = beta},
         stream);
+}
+}  // namespace
+
+void gemm_lt_nt(GemmLt& g, void* D, int64_t ldd, GemmOut d_type, const bf16_t* A, int64_t lda,
+                const bf16_t* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float beta,
+                cudaStream_t stream) {
+  run_layout(g, false, true, D, ldd, d_type, A, lda, B, ldb, M, N, K, beta, stream);
 }
 
 void gemm_lt_nn(GemmLt& g, void* D, int64_t ldd, GemmOut d_type, const bf16_t* A, int64_t lda,
                 const bf16_t* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float beta,
                 cudaStream_t stream) {
-  g.run({.D = D,
-         .ldd = ldd,
-         .d_type = d_type,
-         .A = A,
-         .lda = lda,
-         .trans_a = false,
-         .B = B,
-         .ldb = ldb,
-         .trans_b = false,
-         .M = M,
-         .N = N,
-         .K = K,
-         .beta = beta},
-        stream);
+  run_layout(g, false, false, D, ldd, d_type, A, lda, B, ldb, M, N, K, beta, stream);
 }
 
 void gemm_lt_tn(GemmLt& g, void* D, int64_t ldd, GemmOut d_type, const bf16_t* A, int64_t lda,
                 const bf16_t* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float beta,
                 cudaStream_t stream) {
-  g.run({.D = D,
-         .ldd = ldd,
-         .d_type = d_type,
-         .A = A,
-         .lda = lda,
-         .trans_a = true,
-         .B = B,
-         .ldb = ldb,
-         .trans_b = false,
-         .M = M,
-         .N = N,
-         .K = K,
-         .beta = beta},
-        stream);
+  run_layout(g, true, false, D, ldd, d_type, A, lda, B, ldb, M, N, K, beta, stream);
 }
 
 }  // namespace dseek::cuda
