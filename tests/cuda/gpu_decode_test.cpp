@@ -26,6 +26,11 @@
 #include "dseek/infer/gpu_decoder.h"
 #include "dseek/model/model.h"
 
+#ifdef DSEEK_HAVE_CUDA
+#include "dseek/infer/gpu_decode_kernels.h"
+#include "dseek/ops/cuda/device_buffer.h"
+#endif
+
 namespace dseek {
 namespace {
 
@@ -42,8 +47,7 @@ Model bf16_model(const Model& m) {
   return r;
 }
 
-std::vector<int32_t> cpu_greedy(const Model& m, const std::vector<int32_t>& prompt,
-                                int64_t n_new) {
+std::vector<int32_t> cpu_greedy(const Model& m, const std::vector<int32_t>& prompt, int64_t n_new) {
   LatentCache cache = m.new_cache();
   GenerateOptions opt;
   opt.max_new_tokens = n_new;
@@ -115,9 +119,10 @@ TEST(GpuDecode, GreedyBf16CacheMatchesCpuUpToNearTies) {
         continue;
       }
       ASSERT_LT(i, ref.size());
-      std::printf("  bf16 cache, %s seed %d: equal up to step %zu, where the CPU's top-2 gap is "
-                  "%.2e rms\n",
-                  name, (int)seed, i, gap[i]);
+      std::printf(
+          "  bf16 cache, %s seed %d: equal up to step %zu, where the CPU's top-2 gap is "
+          "%.2e rms\n",
+          name, (int)seed, i, gap[i]);
       EXPECT_LT(gap[i], 2e-2) << name << " seed " << seed << ": differs at step " << i
                               << " without a near-tie\n gpu " << str(got) << "\n cpu " << str(ref);
     }
@@ -144,10 +149,10 @@ TEST(GpuDecode, GreedyMatchesCpuOnFixtures) {
                             << str(got) << "\n cpu " << str(ref);
         if (graph == 1) {
           const std::vector<int32_t> ref32 = cpu_greedy(m, prompt, 32);
-          std::printf("  fp32 cache, %s seed %d: %zu tokens, equal to the CPU on bf16 weights: %s, on the "
-                      "fp32 weights: %s\n",
-                      name, (int)seed, got.size(), got == ref ? "yes" : "NO",
-                      got == ref32 ? "yes" : "no");
+          std::printf(
+              "  fp32 cache, %s seed %d: %zu tokens, equal to the CPU on bf16 weights: %s, on the "
+              "fp32 weights: %s\n",
+              name, (int)seed, got.size(), got == ref ? "yes" : "NO", got == ref32 ? "yes" : "no");
         }
       }
     }
@@ -196,8 +201,8 @@ TEST(GpuDecode, BatchedStepsMatchSingleSequences) {
     prompts.push_back(random_prompt(4 + 9 * i, mr.cfg.vocab_size, 100 + i));
     refs.push_back(cpu_greedy(mr, prompts.back(), 24));
     seqs.push_back(dec.new_sequence());
-    std::vector<float> lg = dec.prefill(seqs.back(), prompts.back().data(),
-                                        (int64_t)prompts.back().size());
+    std::vector<float> lg =
+        dec.prefill(seqs.back(), prompts.back().data(), (int64_t)prompts.back().size());
     cur.push_back((int32_t)(std::max_element(lg.begin(), lg.end()) - lg.begin()));
   }
   std::vector<std::vector<int32_t>> got(3);
@@ -237,11 +242,150 @@ TEST(GpuDecode, LongContextSplitAndCombine) {
   EXPECT_EQ(g, c) << "\n gpu " << str(g) << "\n cpu " << str(c);
 }
 
+// dec_gemv against a float64 loop on the same bf16 weights: odd N, the three lane widths (K = 16,
+// 136, >= 256), 1 / 3 / 9 / 11 input rows (one and several passes of 8), fused RMSNorm, SwiGLU,
+// the residual add and per-head inputs. fp32 accumulation over K <= 2048 lands near 1e-6; an
+// indexing error gives errors of order 1.
+TEST(GpuDecode, GemvMatchesFloat64Reference) {
+  DSEEK_REQUIRE_CUDA();
+#ifdef DSEEK_HAVE_CUDA
+  struct Case {
+    int64_t N, K, R;
+    bool norm, swiglu, acc;
+    int64_t rpg, gstride;
+  };
+  const Case cases[] = {
+      {37, 1024, 1, false, false, false, 0, 0}, {64, 2048, 3, true, false, false, 0, 0},
+      {80, 136, 11, true, true, false, 0, 0},   {30, 16, 9, false, false, true, 0, 0},
+      {32, 16, 2, false, false, false, 8, 24},  {2 * 1408, 2048, 1, true, true, false, 0, 0}};
+  uint64_t seed = 50;
+  for (const Case& c : cases) {
+    const int64_t groups = c.rpg ? c.N / c.rpg : 1;
+    const int64_t ldx = c.rpg ? groups * c.gstride : c.K;
+    const int64_t n_out = c.swiglu ? c.N / 2 : c.N;
+    const float eps = 1e-6f;
+    const test::Bf16Vec w = test::random_bf16((size_t)(c.N * c.K), seed++, -0.1f, 0.1f);
+    const std::vector<float> x = test::random_f32((size_t)(c.R * ldx), seed++, -2.0f, 2.0f);
+    const std::vector<float> nw = test::random_f32((size_t)c.K, seed++, 0.5f, 1.5f);
+    const std::vector<float> y0 = test::random_f32((size_t)(c.R * n_out), seed++);
+    std::vector<float> ref((size_t)(c.R * n_out));
+    for (int64_t r = 0; r < c.R; r++) {
+      double ss = 0.0;
+      for (int64_t k = 0; k < c.K; k++) ss += (double)x[r * ldx + k] * x[r * ldx + k];
+      const double rs = c.norm ? 1.0 / std::sqrt(ss / (double)c.K + eps) : 1.0;
+      std::vector<double> dot((size_t)c.N);
+      for (int64_t n = 0; n < c.N; n++) {
+        const float* xi = x.data() + r * ldx + (c.rpg ? (n / c.rpg) * c.gstride : 0);
+        double d = 0.0;
+        for (int64_t k = 0; k < c.K; k++)
+          d += (double)w.f[n * c.K + k] * xi[k] * (c.norm ? rs * nw[k] : 1.0);
+        dot[n] = d;
+      }
+      for (int64_t j = 0; j < n_out; j++) {
+        double v = dot[j];
+        if (c.swiglu) v = dot[j] / (1.0 + std::exp(-dot[j])) * dot[j + n_out];
+        if (c.acc) v += y0[r * n_out + j];
+        ref[r * n_out + j] = (float)v;
+      }
+    }
+    DeviceBuffer<uint16_t> dw(w.bits);
+    DeviceBuffer<float> dx(x), dn(nw), dy((size_t)(c.R * n_out));
+    if (c.acc)
+      dy.upload(y0);
+    else
+      test::poison(dy);
+    cuda::DecGemv a;
+    a.W = dw.get();
+    a.N = c.N;
+    a.K = c.K;
+    a.x = dx.get();
+    a.ldx = ldx;
+    a.norm_w = c.norm ? dn.get() : nullptr;
+    a.eps = eps;
+    a.rows_per_group = c.rpg;
+    a.group_stride = c.gstride;
+    a.y = dy.get();
+    a.ldy = n_out;
+    a.R = c.R;
+    a.swiglu = c.swiglu;
+    a.accumulate = c.acc;
+    cuda::dec_gemv(a, cuda::DecLaunch{});
+    test::device_sync();
+    const std::string what =
+        "gemv N " + std::to_string(c.N) + " K " + std::to_string(c.K) + " R " + std::to_string(c.R);
+    const double nrm = test::expect_close(what, dy.download(), ref, 1e-4, 1e-4 * rms_of(ref), 1e-5);
+    std::printf("  %s: normwise %.2e\n", what.c_str(), nrm);
+  }
+#endif
+}
+
+// Programmatic dependent launch changes when blocks start, never what they compute: the same
+// steps with and without it give bitwise equal logits (eager and graph replays).
+TEST(GpuDecode, PdlOnAndOffGiveIdenticalLogits) {
+  DSEEK_REQUIRE_CUDA();
+  for (const char* name : {"v3_tiny", "v2_tiny"}) {
+    const Model mr = bf16_model(Model::load(fixture(name)));
+    std::vector<std::vector<float>> out[2];
+    for (int pdl = 0; pdl < 2; pdl++) {
+      GpuDecoderOptions o;
+      o.max_tokens = 64;
+      o.block_size = 8;
+      o.use_pdl = pdl == 1;
+      GpuDecoder dec(mr, o);
+      const std::vector<int32_t> prompt = random_prompt(13, mr.cfg.vocab_size, 9);
+      const int seq = dec.new_sequence();
+      out[pdl].push_back(dec.prefill(seq, prompt.data(), (int64_t)prompt.size()));
+      int32_t id = 3;
+      for (int s = 0; s < 5; s++) {
+        std::vector<float> lg;
+        id = dec.step({seq}, {id}, &lg)[0];
+        out[pdl].push_back(lg);
+      }
+    }
+    for (size_t i = 0; i < out[0].size(); i++)
+      EXPECT_TRUE(out[0][i] == out[1][i]) << name << ": logits of call " << i << " differ";
+  }
+}
+
+// Batches above 8 rows take the unfused MoE down path (per-pair outputs, then the combine): ten
+// sequences of different lengths decoded together equal each one's CPU greedy tokens.
+TEST(GpuDecode, BatchOfTenMatchesSingleSequences) {
+  DSEEK_REQUIRE_CUDA();
+  for (const char* name : {"v2_tiny", "v3_tiny"}) {
+    const Model mr = bf16_model(Model::load(fixture(name)));
+    const int n = 10, steps = 16;
+    GpuDecoderOptions o;
+    o.max_batch = n;
+    o.max_tokens = 96;
+    o.block_size = 16;
+    o.cache_f32 = true;
+    GpuDecoder dec(mr, o);
+    std::vector<std::vector<int32_t>> refs, got(n);
+    std::vector<int> seqs;
+    std::vector<int32_t> cur;
+    for (int i = 0; i < n; i++) {
+      const std::vector<int32_t> p = random_prompt(3 + 5 * i, mr.cfg.vocab_size, 200 + i);
+      refs.push_back(cpu_greedy(mr, p, steps));
+      seqs.push_back(dec.new_sequence());
+      std::vector<float> lg = dec.prefill(seqs.back(), p.data(), (int64_t)p.size());
+      cur.push_back((int32_t)(std::max_element(lg.begin(), lg.end()) - lg.begin()));
+    }
+    for (int t = 0; t < steps; t++) {
+      for (int i = 0; i < n; i++) got[i].push_back(cur[i]);
+      if (t + 1 < steps) cur = dec.step(seqs, cur);
+    }
+    for (int i = 0; i < n; i++)
+      EXPECT_EQ(got[i], refs[i]) << name << " sequence " << i << "\n gpu " << str(got[i])
+                                 << "\n cpu " << str(refs[i]);
+  }
+}
+
 TEST(GpuDecode, DecodeBytesCountsSelectedExpertsOnly) {
   const ModelConfig c = Model::load(fixture("v2_tiny")).cfg;
   const DecodeBytes b = decode_bytes(c);
   EXPECT_LT(b.weights, b.all_weights);
-  EXPECT_EQ(b.latent_bytes_per_token, c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 2);
+  EXPECT_EQ(b.latent_bytes_per_token,
+            c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 2);
 }
 
 }  // namespace

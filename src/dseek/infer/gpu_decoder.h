@@ -2,24 +2,28 @@
 // Model::forward_cached + infer/generate.h), for one or a batch of sequences.
 //   Weights: bf16 matrices (embedding, projections, experts, head), fp32 norm weights and router
 //   bias; kv_b_proj is stored split and absorbed: W_UK^T per head [Dc, Dn] (q_abs = W_UK^T q_nope)
-//   and W_UV per head [Dv, Dc] (o = W_UV x_lat), as mla_forward_absorbed on the CPU.
+//   and W_UV per head [Dv, Dc] (o = W_UV x_lat), as mla_forward_absorbed on the CPU. [q | kv_a]
+//   (or [q_a | kv_a]) is one matrix; the shared expert (width n_shared * Im) is stored as
+//   n_shared extra experts of width Im after the routed ones.
 //   Activations: fp32 (decode reads each weight once per step for a few rows; fp32 rows cost no
 //   bandwidth and keep the arithmetic the CPU's up to summation order).
 //   Cache: paged, blocks of block_size tokens of [c_kv (Dc) | k_pe (Dr)] in bf16 (fp32 with
-//   cache_f32) per layer; a
-//   block table per sequence (gpu_decode_kernels.h). Sequences get blocks on demand from a pool
-//   of max_seqs * ceil(max_tokens / block_size) blocks.
-//   Attention: q absorbed into latent space, scores c . q_abs + k_pe . q_pe, online softmax,
-//   split over the sequence (up to max_splits chunks of >= min_chunk tokens) + a combine kernel.
-//   MoE: router GEMV + ops/cuda/moe_router on the device; only the chosen experts' rows are read
-//   (expert GEMVs indexed by the router's output), the shared expert, then one weighted combine.
+//   cache_f32) per layer; a block table per sequence (gpu_decode_kernels.h). Sequences get blocks
+//   on demand from a pool of max_seqs * ceil(max_tokens / block_size) blocks.
+//   Per layer (gpu_decode_kernels.h): RMSNorm fused into [q | kv_a]; (q-LoRA: q_a norm fused into
+//   q_b); W_UK^T with the cache append + RoPE; split attention (up to max_splits chunks of
+//   >= min_chunk tokens, sized to fill the device); the split combine fused into W_UV; o_proj +
+//   residual; then the MoE as three launches (router GEMV with top-k and the routing plan in its
+//   last block; gate|up + SwiGLU of the chosen and shared experts only; down + weighted combine +
+//   residual) or the dense MLP as two. Kernels are chained with programmatic dependent launch
+//   (use_pdl) so each one's weight loads start while the previous one drains.
 //   Prefill: the prompt's tokens as rows of the same kernels (each row attends causally up to
 //   its own position), in chunks of prefill_chunk tokens.
 //   Decode step: B rows (one token per sequence); greedy argmax on the device; with use_graph the
 //   step is captured into a CUDA graph per batch size after one eager warm-up and replayed.
-// Limits (dseek::Error): no attention / MLP biases; K dims multiples of 8; Dc % 32 == 0,
-// Dc <= 1024, Dr <= 64. Without CUDA (build or device) the header compiles and construction
-// throws.
+// Limits (dseek::Error): no attention / MLP biases; K dims multiples of 8; Dc % 8 == 0,
+// Dc <= 1024, Dv even, E <= 1024, top_k <= 32, max_splits <= 32. Without CUDA (build or device)
+// the header compiles and construction throws.
 #pragma once
 
 #include <cstdint>
@@ -36,10 +40,13 @@ struct GpuDecoderOptions {
   int64_t max_seqs = 0;         // live sequences (0 = max_batch)
   int64_t max_tokens = 4096;    // cache capacity per sequence
   int64_t block_size = 64;      // tokens per cache block
-  int64_t max_splits = 16;      // sequence splits of the decode attention
-  int64_t min_chunk = 64;       // fewest tokens per split
+  int64_t max_splits = 16;      // sequence splits of the decode attention (<= 32)
+  int64_t min_chunk = 16;       // fewest tokens per split
   int64_t prefill_chunk = 256;  // prompt tokens per prefill pass
   bool use_graph = true;        // CUDA graph of the decode step
+  bool use_pdl = true;          // programmatic dependent launch between the step's kernels
+  bool l2_prefetch = false;     // attention asks L2 for the next weights (rows <= 8; measured
+                                // 3% slower on the H100, kept as an option)
   bool cache_f32 = false;       // fp32 latent cache (exact comparisons with the CPU; 2x bytes)
 };
 
@@ -57,6 +64,23 @@ DecodeBytes decode_bytes(const ModelConfig& c);
 // and biases stay fp32. Applied to a CPU Model it gives the reference the GPU should match.
 void round_matrices_to_bf16(const ModelConfig& c, ModelWeights& w);
 
+// Kernel families of a forward, for GpuDecoder::set_profile_skip.
+enum DecodeFamily : uint32_t {
+  kFamEmbed,       // embedding rows
+  kFamAttnIn,      // RMSNorm + [q | kv_a] (and q_b)
+  kFamQabs,        // W_UK^T + cache append + RoPE
+  kFamAttn,        // split attention
+  kFamWuv,         // split combine + W_UV
+  kFamOproj,       // o_proj + residual
+  kFamRouter,      // router + top-k + plan + shared-expert gate|up
+  kFamExpertUp,    // routed experts' gate|up
+  kFamExpertDown,  // experts' down + combine + residual
+  kFamDense,       // the dense MLP layers
+  kFamHead,        // final norm + LM head
+  kFamArgmax,      // greedy argmax
+  kNumFamilies
+};
+
 class GpuDecoder {
  public:
   // Uploads m's weights (bf16 matrices, fp32 norms).
@@ -71,8 +95,8 @@ class GpuDecoder {
   const ModelConfig& config() const;
   const GpuDecoderOptions& options() const;
 
-  int new_sequence();          // a free sequence slot (empty cache)
-  void release(int seq);       // frees its blocks
+  int new_sequence();     // a free sequence slot (empty cache)
+  void release(int seq);  // frees its blocks
   int64_t length(int seq) const;
 
   // Appends S tokens to seq's cache; returns the last token's logits [V] (fp32, on the host).
@@ -87,6 +111,13 @@ class GpuDecoder {
                                        const std::vector<int32_t>& stop_ids = {});
 
   int64_t device_bytes() const;
+  // Distinct routed experts the last forward read, summed over the MoE layers (top_k per layer
+  // and row at most).
+  int64_t routed_experts_last_forward() const;
+  // Diagnostics (bench decode --breakdown): leave the families whose bit is set out of every
+  // later forward (their outputs go stale; the tokens are then meaningless) and recapture the
+  // graphs; 0 restores the full forward.
+  void set_profile_skip(uint32_t families);
   void synchronize() const;
 
   struct Impl;
