@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cuda_test_util.h"
@@ -42,7 +43,12 @@
 #include "dseek/model/gpu_model.h"
 #include "dseek/model/model_train.h"
 #include "dseek/train/adamw.h"
+#include "dseek/ops/cpu/moe_balance_loss.h"
 #include "dseek/train/bias_balancing.h"
+
+#ifdef DSEEK_HAVE_CUDA
+#include "dseek/model/gpu_model_kernels.h"  // moe_balance_loss_gpu
+#endif
 
 using namespace dseek;
 
@@ -192,9 +198,10 @@ void compare_step(const char* label, const ModelConfig& cfg, int64_t B, int64_t 
   ModelWeights gg;
   gm.download_grads(gg);
 
-  std::printf("[%s] loss gpu %.6f cpu %.6f (ce %.6f / %.6f, mtp %.6f / %.6f, balance %.3e / %.3e)\n",
-              label, s.loss, loss_cpu, s.ce_loss, acts.ce_loss, s.mtp_loss_total,
-              acts.mtp_loss_total, s.balance_loss, acts.balance_loss);
+  std::printf(
+      "[%s] loss gpu %.6f cpu %.6f (ce %.6f / %.6f, mtp %.6f / %.6f, balance %.3e / %.3e)\n", label,
+      s.loss, loss_cpu, s.ce_loss, acts.ce_loss, s.mtp_loss_total, acts.mtp_loss_total,
+      s.balance_loss, acts.balance_loss);
   EXPECT_NEAR(s.loss, loss_cpu, 2e-3 * std::fabs(loss_cpu)) << label;
   EXPECT_NEAR(s.balance_loss, acts.balance_loss, 2e-2 * std::fabs(acts.balance_loss) + 1e-9);
   int64_t load_diff = 0;
@@ -203,10 +210,10 @@ void compare_step(const char* label, const ModelConfig& cfg, int64_t B, int64_t 
     for (size_t e = 0; e < acts.expert_load[l].size(); e++)
       load_diff += std::llabs(s.expert_load[l][e] - acts.expert_load[l][e]);
   }
-  std::printf("[%s] expert loads: sum |gpu - cpu| over main layers = %ld (of %ld choices)\n",
-              label, (long)load_diff,
-              (long)(B * T * cfg.num_experts_per_tok * (cfg.num_hidden_layers -
-                                                        cfg.first_k_dense_replace)));
+  std::printf("[%s] expert loads: sum |gpu - cpu| over main layers = %ld (of %ld choices)\n", label,
+              (long)load_diff,
+              (long)(B * T * cfg.num_experts_per_tok *
+                     (cfg.num_hidden_layers - cfg.first_k_dense_replace)));
   if (decisive) {
     EXPECT_EQ(load_diff, 0) << label << ": routing should agree exactly";
   }
@@ -237,10 +244,10 @@ void compare_step(const char* label, const ModelConfig& cfg, int64_t B, int64_t 
     med = exp_errs[exp_errs.size() / 2];
     EXPECT_LT(med, tol_med) << label << " median routed-expert gradient error";
   }
-  std::printf("[%s] gradients (rel L2 per tensor): worst non-expert %.3e (%s); routed experts "
-              "worst %.3e (%s), median %.3e over %zu tensors\n",
-              label, worst, worst_name.c_str(), worst_exp, worst_exp_name.c_str(), med,
-              exp_errs.size());
+  std::printf(
+      "[%s] gradients (rel L2 per tensor): worst non-expert %.3e (%s); routed experts "
+      "worst %.3e (%s), median %.3e over %zu tensors\n",
+      label, worst, worst_name.c_str(), worst_exp, worst_exp_name.c_str(), med, exp_errs.size());
 
   if (!also_adamw) return;
   // (b) one AdamW step (clip 1.0, lr 1e-3) on the GPU's own gradients, on both sides
@@ -266,9 +273,10 @@ void compare_step(const char* label, const ModelConfig& cfg, int64_t B, int64_t 
     }
     worst_d = std::max(worst_d, rel_l2(d1, d2));
   }
-  std::printf("[%s] AdamW: grad norm gpu %.7g cpu %.7g; weights worst rel L2 %.3e, updates worst "
-              "rel L2 %.3e\n",
-              label, norm_gpu, (double)norm_cpu, worst_w, worst_d);
+  std::printf(
+      "[%s] AdamW: grad norm gpu %.7g cpu %.7g; weights worst rel L2 %.3e, updates worst "
+      "rel L2 %.3e\n",
+      label, norm_gpu, (double)norm_cpu, worst_w, worst_d);
   EXPECT_LT(worst_w, 1e-6);
   EXPECT_LT(worst_d, 1e-3);
   // the AdamW moments, and their round trip (checkpoint / resume)
@@ -337,7 +345,8 @@ TEST(CudaGpuModel, TinyRecipe200StepsFollowCpu) {
   DSEEK_REQUIRE_CUDA();
   nlohmann::json r;
   const ModelConfig c = tiny_recipe_config(&r);
-  const int64_t B = r["batch_size"].get<int64_t>(), T = r["seq_len"].get<int64_t>(), V = c.vocab_size;
+  const int64_t B = r["batch_size"].get<int64_t>(), T = r["seq_len"].get<int64_t>(),
+                V = c.vocab_size;
   const int steps = 200;
   const float max_lr = r["lr"]["max_lr"].get<float>(), clip = r["grad_clip"].get<float>();
   const float gamma = r["balance"]["bias_update_speed"].get<float>();
@@ -367,10 +376,10 @@ TEST(CudaGpuModel, TinyRecipe200StepsFollowCpu) {
 
   Model mc = Model::random(c, 3);
   Model mg = mc;  // host copy whose router biases follow the GPU's loads
-  GpuModel gm(mg, B, T, GpuAdamW{r["optimizer"]["beta1"].get<float>(),
-                                 r["optimizer"]["beta2"].get<float>(),
-                                 r["optimizer"]["eps"].get<float>(),
-                                 r["optimizer"]["weight_decay"].get<float>()});
+  GpuModel gm(
+      mg, B, T,
+      GpuAdamW{r["optimizer"]["beta1"].get<float>(), r["optimizer"]["beta2"].get<float>(),
+               r["optimizer"]["eps"].get<float>(), r["optimizer"]["weight_decay"].get<float>()});
   AdamW adam(model_params(mc.cfg, mc.w),
              AdamWConfig{.lr = max_lr,
                          .beta1 = r["optimizer"]["beta1"].get<float>(),
@@ -412,10 +421,97 @@ TEST(CudaGpuModel, TinyRecipe200StepsFollowCpu) {
   for (int s = steps - 50; s < steps; s++) diff += std::fabs(lg[s] - lc[s]) / 50;
   for (int s = 0; s < 10; s++) first_g += lg[s] / 10, first_c += lc[s] / 10;
   for (int s = steps - 10; s < steps; s++) last_g += lg[s] / 10, last_c += lc[s] / 10;
-  std::printf("200 steps: mean |gpu - cpu| over the last 50 = %.4f; first 10 mean gpu %.3f cpu "
-              "%.3f, last 10 mean gpu %.3f cpu %.3f; time gpu %.1f s, cpu %.1f s\n",
-              diff, first_g, first_c, last_g, last_c, t_gpu, t_cpu);
+  std::printf(
+      "200 steps: mean |gpu - cpu| over the last 50 = %.4f; first 10 mean gpu %.3f cpu "
+      "%.3f, last 10 mean gpu %.3f cpu %.3f; time gpu %.1f s, cpu %.1f s\n",
+      diff, first_g, first_c, last_g, last_c, t_gpu, t_cpu);
   EXPECT_LT(diff, 0.05);
   EXPECT_GT(first_g - last_g, 2.0);
   EXPECT_GT(first_c - last_c, 2.0);
+}
+
+// evaluate(): the main head's loss of forward_backward, without touching the gradients.
+TEST(CudaGpuModel, EvaluateIsTheForwardsLossAndLeavesGradientsAlone) {
+  DSEEK_REQUIRE_CUDA();
+  const ModelConfig c = small_config(false);
+  Model m = bf16_model(c, 21, false);
+  const int64_t B = 2, T = 40;
+  std::vector<int32_t> in, tgt;
+  random_tokens(in, tgt, B, T, c.vocab_size, 9);
+  for (int64_t t = 0; t < T; t++) tgt[T + t] = -1;  // a padding row, as the trainer's eval uses
+  GpuModel gm(m, B, T);
+  TrainOptions o;
+  o.mtp_lambda = 0.3f;
+  o.seq_balance_alpha = 0.01f;
+  gm.zero_grads();
+  const GpuStepStats fb = gm.forward_backward(in.data(), tgt.data(), o);
+  ModelWeights g0, g1;
+  gm.download_grads(g0);
+  const GpuStepStats ev = gm.evaluate(in.data(), tgt.data());
+  gm.download_grads(g1);
+  std::printf("evaluate ce %.9g, forward_backward ce %.9g over %ld targets\n", ev.ce_loss,
+              fb.ce_loss, (long)ev.n_targets);
+  EXPECT_EQ(ev.ce_loss, fb.ce_loss);
+  EXPECT_EQ(ev.n_targets, T - 1);  // row 0 minus the ignored target 3
+  EXPECT_TRUE(ev.mtp_loss.empty());
+  std::vector<ParamRef> p0 = model_params(c, g0), p1 = model_params(c, g1);
+  for (size_t i = 0; i < p0.size(); i++) EXPECT_EQ(p0[i].tensor->data, p1[i].tensor->data);
+  // and the CPU's loss on the same (bf16) weights
+  TrainActs acts;
+  model_train_forward(m, in.data(), tgt.data(), B, T, acts, TrainOptions{.run_mtp = false});
+  EXPECT_NEAR(ev.ce_loss, acts.ce_loss, 2e-3 * acts.ce_loss);
+}
+
+// The balance-loss kernels (model/gpu_model_kernels.h) against ops/cpu/moe_balance_loss on random
+// scores: sigmoid and softmax routers, the sequence-wise (group = one sequence of 100 tokens, so
+// the 64-token chunks end inside a group) and the expert-level loss (one group of all tokens),
+// E = 48 (not a multiple of the warp). Both sides compute in fp64: the loss to 1e-12 relative,
+// dlogits (fp32, added to random values) to 1e-6.
+TEST(CudaGpuModel, BalanceLossKernelsMatchCpu) {
+#ifndef DSEEK_HAVE_CUDA
+  GTEST_SKIP() << "no CUDA device: this build has no CUDA backend (test skipped)";
+#else
+  DSEEK_REQUIRE_CUDA();
+  const int64_t T = 100, nseq = 3, N = T * nseq, E = 48, K = 6;
+  const float alpha = 0.01f;
+  std::mt19937_64 rng(17);
+  for (const bool sigmoid : {true, false}) {
+    std::vector<float> sc(N * E);
+    std::uniform_real_distribution<float> u(0.01f, 0.99f);
+    for (int64_t t = 0; t < N; t++) {
+      double sum = 0;
+      for (int64_t e = 0; e < E; e++) sum += sc[t * E + e] = u(rng);
+      if (!sigmoid)
+        for (int64_t e = 0; e < E; e++) sc[t * E + e] = (float)(sc[t * E + e] / sum);
+    }
+    std::vector<int32_t> idx(N * K), perm(E);
+    for (int64_t t = 0; t < N; t++) {
+      for (int64_t e = 0; e < E; e++) perm[e] = (int32_t)e;
+      std::shuffle(perm.begin(), perm.end(), rng);
+      for (int64_t k = 0; k < K; k++) idx[t * K + k] = perm[k];
+    }
+    std::vector<float> d0(N * E);
+    std::uniform_real_distribution<float> ud(-1e-5f, 1e-5f);
+    for (float& x : d0) x = ud(rng);
+    for (const int64_t group_T : {T, N}) {
+      std::vector<float> ref = d0;
+      const double l_cpu =
+          moe_balance_loss(ref.data(), sc.data(), idx.data(), N, E, K, group_T, sigmoid, alpha);
+      const int64_t ng = N / group_T;
+      DeviceBuffer<float> d_sc(sc), d_dl(d0);
+      DeviceBuffer<int32_t> d_idx(idx);
+      DeviceBuffer<double> d_gl(ng), d_scr(cuda::moe_balance_scratch_elems(N, E));
+      cuda::moe_balance_loss_gpu(d_gl.get(), d_dl.get(), d_sc.get(), d_idx.get(), N, E, K, group_T,
+                                 sigmoid, alpha, d_scr.get(), nullptr);
+      test::device_sync();
+      double l_gpu = 0;
+      for (double g : d_gl.download()) l_gpu += alpha * g / (double)ng;
+      const std::string what =
+          fmt::format("{} group_T {}", sigmoid ? "sigmoid" : "softmax", group_T);
+      std::printf("[balance %s] loss gpu %.15g cpu %.15g\n", what.c_str(), l_gpu, l_cpu);
+      EXPECT_NEAR(l_gpu, l_cpu, 1e-12 * std::fabs(l_cpu)) << what;
+      test::expect_close(what + " dlogits", d_dl.download(), ref, 1e-6, 1e-12, 1e-6);
+    }
+  }
+#endif
 }

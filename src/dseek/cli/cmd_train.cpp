@@ -1,7 +1,7 @@
 // `dseek train --config recipes/tiny.json [flags]`: pretrain a DeepSeek-V3-style model on token
 // shards from `dseek data prepare`. Flags override the recipe; `--set a.b=v` overrides any key.
 // `--resume` continues OUT/checkpoint exactly (the recipe saved in the run folder is used when
-// --config is not given).
+// --config is not given). `--device cuda` runs the step on the GPU (train/train_step.h).
 #include <cstdio>
 #include <filesystem>
 
@@ -14,7 +14,7 @@ using namespace dseek;
 using json = nlohmann::json;
 
 struct Args {
-  std::string config, out, data, tokenizer;
+  std::string config, out, data, tokenizer, device;
   std::vector<std::string> sets;
   int64_t steps = 0, batch_size = 0, seq_len = 0;
   double lr = 0, time_limit = -1, gamma = -1;
@@ -48,12 +48,15 @@ int run(const Args& a) {
   if (a.gamma >= 0) j["balance"]["bias_update_speed"] = a.gamma;
   if (a.seed >= 0) j["seed"] = a.seed;
   if (a.threads >= 0) j["threads"] = a.threads;
+  if (!a.device.empty()) j["device"] = a.device;
   for (const std::string& s : a.sets) json_set_path(j, s);
   TrainConfig c = TrainConfig::from_json(j, origin);
   TrainResult r = train_run(c, a.resume);
-  std::printf("{\"steps\": %ld, \"loss\": %.6f, \"val_loss\": %.6f, \"stopped_by_time\": %s}\n",
-              (long)r.steps_done, r.last_loss, r.last_val_loss,
-              r.stopped_by_time ? "true" : "false");
+  std::printf(
+      "{\"steps\": %ld, \"loss\": %.6f, \"val_loss\": %.6f, \"stopped_by_time\": %s, "
+      "\"device\": \"%s\"}\n",
+      (long)r.steps_done, r.last_loss, r.last_val_loss, r.stopped_by_time ? "true" : "false",
+      r.device.c_str());
   return 0;
 }
 
@@ -75,11 +78,15 @@ const bool reg = dseek::cli::add_command(
                        "bias update speed of aux-loss-free balancing (0 = off)");
        sub->add_option("--seed", a.seed, "seed (init, data order)");
        sub->add_option("--threads", a.threads, "CPU threads (0 = all)");
+       sub->add_option("--device", a.device,
+                       "cpu (default), cuda (the whole step on one GPU: bf16 compute, fp32 master "
+                       "weights and AdamW state), or auto (cuda when a GPU is usable)");
        sub->add_option("--set", a.sets, "override any recipe key: --set balance.seq_alpha=0");
        sub->add_flag("--resume", a.resume, "continue from OUT/checkpoint exactly");
        sub->footer(
            "Example:\n  bash scripts/fetch_corpus.sh && dseek train --config recipes/tiny.json\n"
-           "  dseek train --resume --out runs/tiny\n");
+           "  dseek train --resume --out runs/tiny\n"
+           "  dseek train --config recipes/tiny.json --device cuda --out runs/tiny_gpu\n");
        sub->callback([rc] { *rc = run(a); });
      },
      40});

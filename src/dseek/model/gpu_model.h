@@ -14,6 +14,9 @@
 // ((Dn+Dr, Dv) in flash_attn_supported); C, I, moe I multiples of 8.
 // Without CUDA (build or device) the header still compiles: gpu_available() is false and the
 // constructor throws "built without CUDA".
+// Files: gpu_model.cpp (construction, the step, AdamW), gpu_model_params.cpp (layout, uploads,
+// downloads), gpu_model_forward.cpp, gpu_model_backward.cpp, gpu_model_impl.h (the inside they
+// share), gpu_model_kernels.cu (glue kernels), gpu_model_profile.h (per-family device time).
 #pragma once
 
 #include <cstdint>
@@ -30,9 +33,9 @@ namespace dseek {
 bool gpu_available(std::string* why = nullptr);
 
 struct GpuStepStats {
-  double loss = 0.0;          // ce + balance + mtp_total (what model_train_forward returns)
-  double ce_loss = 0.0;       // mean CE of the main head
-  double balance_loss = 0.0;  // sum over MoE layers (weighted by alpha)
+  double loss = 0.0;             // ce + balance + mtp_total (what model_train_forward returns)
+  double ce_loss = 0.0;          // mean CE of the main head
+  double balance_loss = 0.0;     // sum over MoE layers (weighted by alpha)
   std::vector<double> mtp_loss;  // per depth: mean CE
   double mtp_loss_total = 0.0;   // (lambda / D) sum_k mtp_loss[k]
   int64_t n_targets = 0;
@@ -42,6 +45,8 @@ struct GpuStepStats {
 struct GpuAdamW {
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
 };
+
+class GpuProfiler;  // gpu_model_profile.h
 
 class GpuModel {
  public:
@@ -54,7 +59,8 @@ class GpuModel {
   const ModelConfig& config() const;
   int64_t batch() const;
   int64_t seq_len() const;
-  int64_t n_params() const;  // trainable + non-trainable elements (main + MTP)
+  int64_t n_params() const;     // trainable + non-trainable elements (main + MTP)
+  int64_t n_trainable() const;  // trainable elements (what AdamW updates)
 
   void zero_grads();
   // One micro-batch (inputs, targets on the host, [B, T]; target < 0 ignored): forward and
@@ -62,6 +68,10 @@ class GpuModel {
   // losses are on the host. opt.defer_head_grad is not supported.
   GpuStepStats forward_backward(const int32_t* inputs, const int32_t* targets,
                                 const TrainOptions& opt = {});
+  // Loss only (validation): the main model's forward on one [B, T] batch (targets < 0 ignored,
+  // e.g. padding rows), no MTP, no balance losses; gradients and AdamW state are not touched.
+  // Returns ce_loss (mean over the n_targets targets) and the expert loads.
+  GpuStepStats evaluate(const int32_t* inputs, const int32_t* targets);
   // sqrt(sum of g^2) over every trainable gradient (fp64 partials summed in a fixed order).
   double grad_norm();
   // clip_grad_norm (max_norm > 0: scale = max_norm / (norm + 1e-6) when < 1, as the CPU) folded
@@ -78,10 +88,14 @@ class GpuModel {
   // are zero) for checkpoints, and its restore with the step count t (resume).
   void download_adam_state(ModelWeights& m, ModelWeights& v) const;
   void upload_adam_state(const ModelWeights& m, const ModelWeights& v, int64_t t);
-  // Re-upload every router's e_score_correction_bias (after the host's bias balancing).
+  // Re-upload every router's e_score_correction_bias (after the host's bias balancing):
+  // asynchronous on the step's stream (pinned staging), in effect from the next forward.
   void upload_router_biases(const ModelWeights& w);
   // Re-upload all weights (master + bf16); AdamW state untouched.
   void upload_weights(const ModelWeights& w);
+
+  // Tag every op enqueued from now on for p (null: stop); see gpu_model_profile.h.
+  void set_profiler(GpuProfiler* p);
 
   // Bytes this object holds on the device (weights, optimizer state, activations, workspaces).
   int64_t device_bytes() const;

@@ -28,9 +28,12 @@ void grad_sumsq(double* partial, const float* x, int64_t n, cudaStream_t stream)
 // Balance loss over groups of group_T tokens (N = n_groups * group_T): per group the value
 // sum_i f_i P_i (fp64) goes to group_loss[g] (may be null); with dlogits non-null the gradient
 // of alpha * mean_g(...) is ADDED to dlogits [N, E]. Same formulas as ops/cpu/moe_balance_loss.
-// scores [N, E], idx [N, K]. tok_sum: scratch [N] fp64. E <= 1024.
+// scores [N, E], idx [N, K]; scratch: moe_balance_scratch_elems(N, E) fp64. E <= 1024.
+// Three launches: per 64-token chunk (S_t, partial P and counts), per group (P, f, the loss),
+// per token (one warp: the gradient); every sum in a fixed order (deterministic).
+int64_t moe_balance_scratch_elems(int64_t N, int64_t E);
 void moe_balance_loss_gpu(double* group_loss, float* dlogits, const float* scores,
                           const int32_t* idx, int64_t N, int64_t E, int64_t K, int64_t group_T,
-                          bool sigmoid, float alpha, double* tok_sum, cudaStream_t stream);
+                          bool sigmoid, float alpha, double* scratch, cudaStream_t stream);
 
 }  // namespace dseek::cuda

@@ -193,30 +193,38 @@ void AdamW::step(const std::vector<ParamRef>& grads, float lr) {
   }
 }
 
-void AdamW::save(const std::string& path) const {
+void adamw_state_save(const std::string& path, const std::vector<ParamRef>& params,
+                      const std::vector<const Tensor*>& m, const std::vector<const Tensor*>& v,
+                      int64_t t, const AdamWConfig& cfg) {
+  DSEEK_CHECK(m.size() == params.size() && v.size() == params.size(),
+              "{}: AdamW state for {} parameters, got {} / {} moments", path, params.size(),
+              m.size(), v.size());
   std::vector<TensorToWrite> ts;
-  for (size_t i = 0; i < params_.size(); i++) {
-    if (!params_[i].trainable) continue;
-    ts.push_back({.name = "m." + params_[i].name,
-                  .dtype = DType::F32,
-                  .shape = params_[i].shape,
-                  .data = m_[i].ptr()});
-    ts.push_back({.name = "v." + params_[i].name,
-                  .dtype = DType::F32,
-                  .shape = params_[i].shape,
-                  .data = v_[i].ptr()});
+  for (size_t i = 0; i < params.size(); i++) {
+    if (!params[i].trainable) continue;
+    for (int k = 0; k < 2; k++) {
+      const Tensor* x = k == 0 ? m[i] : v[i];
+      DSEEK_CHECK(x && x->shape == params[i].shape, "{}: AdamW {} of {} has shape {}, expected {}",
+                  path, k == 0 ? "m" : "v", params[i].name, x ? shape_str(x->shape) : "(null)",
+                  shape_str(params[i].shape));
+      ts.push_back({.name = (k == 0 ? "m." : "v.") + params[i].name,
+                    .dtype = DType::F32,
+                    .shape = params[i].shape,
+                    .data = x->ptr()});
+    }
   }
   safetensors_write(path, ts,
                     {{"format", kStateFormat},
                      {"version", kStateVersion},
-                     {"step", std::to_string(t_)},
-                     {"beta1", fmt::format("{}", cfg_.beta1)},
-                     {"beta2", fmt::format("{}", cfg_.beta2)},
-                     {"eps", fmt::format("{}", cfg_.eps)},
-                     {"weight_decay", fmt::format("{}", cfg_.weight_decay)}});
+                     {"step", std::to_string(t)},
+                     {"beta1", fmt::format("{}", cfg.beta1)},
+                     {"beta2", fmt::format("{}", cfg.beta2)},
+                     {"eps", fmt::format("{}", cfg.eps)},
+                     {"weight_decay", fmt::format("{}", cfg.weight_decay)}});
 }
 
-void AdamW::load(const std::string& path) {
+int64_t adamw_state_load(const std::string& path, const std::vector<ParamRef>& params,
+                         std::vector<Tensor>* m_out, std::vector<Tensor>* v_out) {
   auto f = SafeTensorsFile::open(path);
   const auto& md = f->metadata();
   auto fmt_it = md.find("format");
@@ -237,11 +245,11 @@ void AdamW::load(const std::string& path) {
   DSEEK_CHECK(ec == std::errc() && end == ss.data() + ss.size() && step >= 0,
               "{}: AdamW state metadata step '{}' is not a non-negative integer", path, ss);
 
-  // Read everything into fresh tensors first, so a failed load leaves this optimizer unchanged.
-  std::vector<Tensor> m(params_.size()), v(params_.size());
+  // Read everything into fresh tensors first, so a failed load leaves the caller's unchanged.
+  std::vector<Tensor> m(params.size()), v(params.size());
   std::unordered_set<std::string> expected;
-  for (size_t i = 0; i < params_.size(); i++) {
-    const ParamRef& p = params_[i];
+  for (size_t i = 0; i < params.size(); i++) {
+    const ParamRef& p = params[i];
     if (!p.trainable) continue;
     for (int k = 0; k < 2; k++) {
       std::string name = (k == 0 ? "m." : "v.") + p.name;
@@ -257,9 +265,22 @@ void AdamW::load(const std::string& path) {
   for (const std::string& n : f->names())
     DSEEK_CHECK(expected.count(n),
                 "{}: AdamW state has {} which is not a trainable parameter of this model", path, n);
-  m_ = std::move(m);
-  v_ = std::move(v);
-  t_ = step;
+  *m_out = std::move(m);
+  *v_out = std::move(v);
+  return step;
+}
+
+void AdamW::save(const std::string& path) const {
+  std::vector<const Tensor*> m(params_.size()), v(params_.size());
+  for (size_t i = 0; i < params_.size(); i++) {
+    m[i] = &m_[i];
+    v[i] = &v_[i];
+  }
+  adamw_state_save(path, params_, m, v, t_, cfg_);
+}
+
+void AdamW::load(const std::string& path) {
+  t_ = adamw_state_load(path, params_, &m_, &v_);
 }
 
 void grads_zero(std::vector<ParamRef>& grads) {

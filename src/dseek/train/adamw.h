@@ -75,6 +75,17 @@ class AdamW {
   int64_t t_ = 0;
 };
 
+// The state file of AdamW::save / AdamW::load for moments held elsewhere (the GPU trainer
+// downloads its device moments into host tensors). m[i], v[i] belong to params[i]; only
+// trainable parameters are written (their m, v must have the parameter's shape) or read.
+void adamw_state_save(const std::string& path, const std::vector<ParamRef>& params,
+                      const std::vector<const Tensor*>& m, const std::vector<const Tensor*>& v,
+                      int64_t t, const AdamWConfig& cfg);
+// Fills m, v ([params.size()], empty for non-trainable parameters) and returns the step count t.
+// Same checks and errors as AdamW::load.
+int64_t adamw_state_load(const std::string& path, const std::vector<ParamRef>& params,
+                         std::vector<Tensor>* m, std::vector<Tensor>* v);
+
 // Sets every gradient tensor to 0 (the start of an optimizer step; backward passes accumulate).
 void grads_zero(std::vector<ParamRef>& grads);
 

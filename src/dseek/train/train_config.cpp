@@ -108,6 +108,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   r.num("sample_tokens", &c.sample_tokens);
   r.str("sample_prompt", &c.sample_prompt);
   r.num("threads", &c.threads);
+  r.str("device", &c.device);
   if (r.has("mtp")) {
     Reader m{j["mtp"], origin, "mtp.", {}};
     m.num("depth", &c.mtp_depth);
@@ -156,6 +157,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& origin) {
   DSEEK_CHECK(c.seq_len > c.mtp_depth, "{}: seq_len must exceed mtp.depth", origin);
   DSEEK_CHECK(!c.data.empty(), "{}: data (a folder from `dseek data prepare`) is required", origin);
   DSEEK_CHECK(c.grad_clip >= 0, "{}: grad_clip must be >= 0", origin);
+  DSEEK_CHECK(c.device == "cpu" || c.device == "cuda" || c.device == "auto",
+              "{}: device must be cpu, cuda or auto, got '{}'", origin, c.device);
   return c;
 }
 
@@ -194,6 +197,7 @@ json TrainConfig::to_json() const {
   j["sample_tokens"] = sample_tokens;
   j["sample_prompt"] = sample_prompt;
   j["threads"] = threads;
+  j["device"] = device;
   return j;
 }
 

@@ -40,7 +40,8 @@ struct TrainConfig {
   int64_t log_every = 10, eval_every = 100, eval_batches = 16, checkpoint_every = 200;
   int64_t sample_every = 0, sample_tokens = 64;
   std::string sample_prompt = "The";
-  int threads = 0;  // 0 = all cores
+  int threads = 0;             // 0 = all cores
+  std::string device = "cpu";  // "cpu", "cuda" (GPU step, model/gpu_model.h), "auto" (cuda if any)
 
   static TrainConfig from_json(const nlohmann::json& j, const std::string& origin);
   nlohmann::json to_json() const;

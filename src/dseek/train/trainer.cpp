@@ -18,11 +18,11 @@
 #include "dseek/model/checkpoint.h"
 #include "dseek/model/model_train.h"
 #include "dseek/ops/cpu/cpu_parallel.h"
-#include "dseek/ops/cpu/cross_entropy.h"
 #include "dseek/tokenizer/tokenizer.h"
 #include "dseek/train/adamw.h"
 #include "dseek/train/bias_balancing.h"
 #include "dseek/train/metrics_log.h"
+#include "dseek/train/train_step.h"
 
 namespace dseek {
 
@@ -43,35 +43,6 @@ namespace {
 void maybe_die_in_checkpoint(int64_t nth) {
   const char* e = std::getenv("DSEEK_TEST_KILL_IN_CHECKPOINT");
   if (e && std::atoll(e) == nth) kill(getpid(), SIGKILL);
-}
-
-void split_rows(const std::vector<int32_t>& rows, int64_t B, int64_t T, std::vector<int32_t>* in,
-                std::vector<int32_t>* tgt) {
-  in->resize(B * T);
-  tgt->resize(B * T);
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t t = 0; t < T; t++) {
-      (*in)[b * T + t] = rows[b * (T + 1) + t];
-      (*tgt)[b * T + t] = rows[b * (T + 1) + t + 1];
-    }
-}
-
-double eval_loss(const Model& m, TokenLoader& val, const TrainConfig& c) {
-  val.reset();
-  std::vector<int32_t> rows, in, tgt;
-  double sum = 0;
-  int64_t count = 0;
-  for (int64_t i = 0; i < c.eval_batches; i++) {
-    const int got = val.next_batch((int)c.batch_size, (int)c.seq_len, &rows);
-    if (got == 0) break;
-    split_rows(rows, got, c.seq_len, &in, &tgt);
-    Tensor logits = m.forward(in.data(), got, c.seq_len);
-    int64_t n = 0;
-    sum += cross_entropy_forward_backward(nullptr, logits.ptr(), tgt.data(), logits.dim(0),
-                                          logits.dim(1), 0.0f, &n);
-    count += n;
-  }
-  return count ? sum / count : NAN;
 }
 
 std::string sample_text(const Model& m, const Tokenizer& tok, const TrainConfig& c, uint64_t seed) {
@@ -123,6 +94,7 @@ void write_text(const std::string& path, const std::string& text) {
 
 TrainResult train_run(const TrainConfig& c, bool resume) {
   set_cpu_threads(c.threads);
+  const std::string device = train_device_resolve(c.device);
   fs::create_directories(c.out_dir);
   TokenLoader train(c.data, "train", TokenLoaderMode::TOKEN_LOADER_MODE_RANDOM, c.seed);
   TokenLoader val(c.data, "val", TokenLoaderMode::TOKEN_LOADER_MODE_SEQUENTIAL, c.seed);
@@ -151,12 +123,11 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   } else {
     m = build_model(c, train.vocab_size());
   }
-  ModelWeights G;
-  weights_allocate(m.cfg, G);
-  std::vector<ParamRef> params = model_params(m.cfg, m.w), grads = model_params(m.cfg, G);
-  AdamW opt(params, c.optimizer);
+  const int64_t nl = m.cfg.num_hidden_layers, B = c.batch_size, T = c.seq_len;
+  std::unique_ptr<TrainStep> be = device == "cuda" ? train_step_gpu(m, B, T, c.optimizer)
+                                                   : train_step_cpu(m, B, T, c.optimizer);
   if (resume) {
-    opt.load(ck + "/optimizer.safetensors");
+    be->load_optimizer(ck + "/optimizer.safetensors");
     json st = load_json_file(ck + "/trainer_state.json");
     step = st.at("step").get<int64_t>();
     tokens_seen = st.at("tokens_seen").get<int64_t>();
@@ -166,33 +137,33 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   MetricsLog log = resume ? MetricsLog::resume(c.out_dir, step) : MetricsLog::create(c.out_dir);
   write_text(c.out_dir + "/recipe.json", c.to_json().dump(2) + "\n");
 
-  const int64_t nl = m.cfg.num_hidden_layers, B = c.batch_size, T = c.seq_len;
   int64_t n_params = 0;
-  for (const ParamRef& p : params) n_params += p.tensor->numel();
+  for (const ParamRef& p : model_params(m.cfg, m.w)) n_params += p.tensor->numel();
   std::fprintf(stderr,
                "[train] %s  %s, %.2fM params, %ld layers (MoE from %ld), %ld experts top-%ld, "
-               "MTP depth %ld\n"
+               "MTP depth %ld; device %s\n"
                "[train] data %s: %lu train / %lu val tokens; batch %ldx%ld x%ld accum; %ld steps; "
                "lr %s; gamma %g, seq alpha %g%s\n",
                c.out_dir.c_str(), arch_name(m.cfg.arch), n_params / 1e6, (long)nl,
                (long)m.cfg.first_k_dense_replace, (long)m.cfg.n_routed_experts,
-               (long)m.cfg.num_experts_per_tok, (long)m.cfg.mtp_depth, c.data.c_str(),
-               (unsigned long)train.n_tokens(), (unsigned long)val.n_tokens(), (long)B, (long)T,
-               (long)c.grad_accum, (long)c.steps, c.lr.to_json().dump().c_str(),
+               (long)m.cfg.num_experts_per_tok, (long)m.cfg.mtp_depth, device.c_str(),
+               c.data.c_str(), (unsigned long)train.n_tokens(), (unsigned long)val.n_tokens(),
+               (long)B, (long)T, (long)c.grad_accum, (long)c.steps, c.lr.to_json().dump().c_str(),
                c.bias_update_speed, c.seq_balance_alpha,
                resume ? fmt::format(", resuming at step {}", step).c_str() : "");
 
+  int64_t nth = 0;  // checkpoints written by this call
   auto save = [&](int64_t at_step) {
-    static int64_t nth = 0;
     nth++;
     json st = {{"step", at_step},
                {"tokens_seen", tokens_seen},
                {"train_time_s", train_time},
                {"train_loader", train.state()},
                {"recipe", c.to_json()}};
+    be->sync_weights_to_host();
     save_model_dir(c.out_dir + "/checkpoint", m, {{"step", std::to_string(at_step)}},
                    [&](const std::string& staging) {
-                     opt.save(staging + "/optimizer.safetensors");
+                     be->save_optimizer(staging + "/optimizer.safetensors");
                      maybe_die_in_checkpoint(nth);
                      write_text(staging + "/trainer_state.json", st.dump(2) + "\n");
                      if (tok)
@@ -202,19 +173,19 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   };
 
   TrainResult res;
+  res.device = device;
   if (!resume) {  // the untrained model's validation loss, for the curves
-    double v = eval_loss(m, val, c);
+    double v = train_eval_loss(*be, val, B, T, c.eval_batches);
     log.write({{"step", 0}, {"val_loss", v}, {"time_s", 0.0}});
     res.last_val_loss = v;
   }
   ProgressBar bar("train", c.steps, step);
   std::vector<int32_t> rows, in, tgt;
   std::vector<std::vector<int64_t>> loads(nl);
-  TrainActs acts;
   const int64_t D = m.cfg.mtp_depth;
   while (step < c.steps) {
     auto t0 = std::chrono::steady_clock::now();
-    grads_zero(grads);
+    be->zero_grads();
     for (auto& l : loads)
       l.assign(m.cfg.is_moe_layer(&l - loads.data()) ? m.cfg.n_routed_experts : 0, 0);
     double ce = 0, bal = 0;
@@ -225,23 +196,21 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
                    .aux_balance_alpha = c.aux_balance_alpha};
     for (int64_t micro = 0; micro < c.grad_accum; micro++) {
       train.next_batch((int)B, (int)T, &rows);
-      split_rows(rows, B, T, &in, &tgt);
-      model_train_forward(m, in.data(), tgt.data(), B, T, acts, o);
-      model_train_backward(m, acts, G);
-      ce += acts.ce_loss / c.grad_accum;
-      bal += acts.balance_loss / c.grad_accum;
-      for (int64_t k = 0; k < D; k++) mtp[k] += acts.mtp[k].loss / c.grad_accum;
+      train_split_rows(rows, B, T, &in, &tgt);
+      const MicroBatchStats ms = be->forward_backward(in.data(), tgt.data(), o);
+      ce += ms.ce_loss / c.grad_accum;
+      bal += ms.balance_loss / c.grad_accum;
+      for (int64_t k = 0; k < D && k < (int64_t)ms.mtp_loss.size(); k++)
+        mtp[k] += ms.mtp_loss[k] / c.grad_accum;
       for (int64_t l = 0; l < nl; l++)
-        for (size_t e = 0; e < acts.expert_load[l].size(); e++)
-          loads[l][e] += acts.expert_load[l][e];
+        for (size_t e = 0; e < ms.expert_load[l].size(); e++) loads[l][e] += ms.expert_load[l][e];
     }
     DSEEK_CHECK(std::isfinite(ce), "loss became {} at step {} (lower the learning rate?)", ce,
                 step);
-    const float gnorm =
-        c.grad_clip > 0 ? clip_grad_norm(grads, c.grad_clip) : (float)grad_global_norm(grads);
     const float lr = c.lr.lr(step);
-    opt.step(grads, lr);
+    const float gnorm = (float)be->clip_and_step(lr, c.grad_clip);
     bias_balance_update(m.w, m.cfg, loads, c.bias_update_speed);
+    if (c.bias_update_speed != 0.0f) be->router_biases_changed();
     step++;
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     train_time += dt;
@@ -270,7 +239,7 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
       r["maxvio"] = mv;
       r["expert_load"] = el;
       if (eval_now) {
-        res.last_val_loss = eval_loss(m, val, c);
+        res.last_val_loss = train_eval_loss(*be, val, B, T, c.eval_batches);
         r["val_loss"] = res.last_val_loss;
       }
       log.write(r);
@@ -283,9 +252,11 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
                  eval_now);
     }
     if (step % c.checkpoint_every == 0 || last || out_of_time) save(step);
-    if (c.sample_every > 0 && step % c.sample_every == 0 && tok)
+    if (c.sample_every > 0 && step % c.sample_every == 0 && tok) {
+      be->sync_weights_to_host();
       std::fprintf(stderr, "\n[sample @%ld] %s\n", (long)step,
                    sample_text(m, *tok, c, step).c_str());
+    }
     if (out_of_time && !last) {
       res.stopped_by_time = true;
       std::fprintf(stderr, "[train] time limit %.0fs reached at step %ld (checkpoint saved)\n",
@@ -297,6 +268,7 @@ TrainResult train_run(const TrainConfig& c, bool resume) {
   bar.finish(fmt::format("loss {:.4f}, val {:.4f}, {} tokens", res.last_loss, res.last_val_loss,
                          tokens_seen));
   if (tok) {
+    be->sync_weights_to_host();
     std::string s = sample_text(m, *tok, c, 1234);
     std::printf("[sample] %s\n", s.c_str());
     write_text(c.out_dir + "/samples.txt", s + "\n");
