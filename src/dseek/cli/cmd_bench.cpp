@@ -12,6 +12,12 @@
 // and attention as PaLM's 12 L H Q T with Q = (Dqk + Dv) / 2 (not halved for causality; the
 // formula of shared/bench/README.md's torch figures), L_att = layers + MTP depths. The embedding
 // lookup counts 0.
+// --profile N: after the timed steps, N more steps under GpuProfiler (model/gpu_model_profile.h:
+// CUPTI records matched to GpuModel's op tags) and a table of where a step's time goes per kernel
+// family: device ms per step, share of the step's wall time, achieved TFLOP/s against the GEMM
+// ceiling and GB/s against the copy bandwidth (both measured in this process), the floor
+// max(FLOPs / ceiling, bytes / bandwidth) and time / floor; the rest of the wall time is the
+// device idling (host synchronizations, launch gaps). The timed figures never include profiling.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -25,6 +31,7 @@
 #include "dseek/core/error.h"
 #include "dseek/model/config.h"
 #include "dseek/model/gpu_model.h"
+#include "dseek/model/gpu_model_profile.h"
 #include "dseek/model/model.h"
 #include "dseek/train/bias_balancing.h"
 
@@ -39,6 +46,7 @@
 namespace dseek::cli {
 
 void setup_bench_decode(CLI::App* sub, int* exit_code);  // cmd_bench_decode.cpp
+void setup_bench_serve(CLI::App* sub, int* exit_code);   // cmd_bench_serve.cpp
 
 namespace {
 
@@ -48,6 +56,7 @@ struct TrainBenchArgs {
   uint64_t seed = 0;
   float lr = 3e-4f, clip = 1.0f, seq_alpha = 1e-4f, gamma = 1e-3f;
   bool no_mtp = false;
+  int64_t profile = 0;  // profiled steps after the timed ones (0: none)
 };
 
 // matmul parameters one token goes through (see the file comment)
@@ -60,8 +69,7 @@ struct TrainBenchArgs {
   auto ffn = [&](int64_t l) {
     if (!c.is_moe_layer(l)) return 3.0 * C * c.intermediate_size;
     return C * c.n_routed_experts +
-           (double)(c.num_experts_per_tok + c.n_shared_experts) * 3.0 * C *
-               c.moe_intermediate_size;
+           (double)(c.num_experts_per_tok + c.n_shared_experts) * 3.0 * C * c.moe_intermediate_size;
   };
   double p = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; l++) p += mla + ffn(l);
@@ -102,6 +110,92 @@ double gemm_ceiling_tflops(int64_t n) {
   std::sort(ms.begin(), ms.end());
   return 2.0 * n * n * n / (ms[ms.size() / 2] * 1e-3) / 1e12;
 }
+
+// Device-to-device copy rate, GB/s counting read + write bytes, median of 10 copies of 1 GiB.
+double copy_ceiling_gbs() {
+  const size_t n = size_t(1) << 30;
+  DeviceBuffer<uint8_t> a(n), b(n);
+  DSEEK_CUDA_CHECK(cudaMemset(a.get(), 1, n));
+  cudaEvent_t e0, e1;
+  DSEEK_CUDA_CHECK(cudaEventCreate(&e0));
+  DSEEK_CUDA_CHECK(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < 13; i++) {
+    DSEEK_CUDA_CHECK(cudaEventRecord(e0, 0));
+    DSEEK_CUDA_CHECK(cudaMemcpyAsync(b.get(), a.get(), n, cudaMemcpyDeviceToDevice, 0));
+    DSEEK_CUDA_CHECK(cudaEventRecord(e1, 0));
+    DSEEK_CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    DSEEK_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 3) ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return 2.0 * (double)n / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+// The --profile table (see the file comment) and its PROFILE_JSON line.
+void print_profile(const GpuProfileReport& r, int64_t steps, double wall_ms, double timed_ms,
+                   double ceiling, double copy_gbs) {
+  const double n = (double)steps;
+  nlohmann::json fams = nlohmann::json::array();
+  std::printf(
+      "\nwhere the step's time goes (%ld profiled steps; wall %.2f ms/step, device busy "
+      "%.2f ms/step, idle %.2f ms/step; longest idle stretch %.3f ms)\n",
+      (long)steps, wall_ms / n, r.busy_ms / n, (wall_ms - r.busy_ms) / n, r.max_gap_ms);
+  std::printf("  %-48s %9s %6s %8s %7s %9s %7s %9s %7s %9s %6s\n", "family", "ms/step", "share",
+              "launch", "GEMM%", "TFLOP/s", "of GEMM", "GB/s", "of copy", "floor ms", "x floor");
+  auto row = [&](const char* name, const GpuProfileFamily& f) {
+    const double ms = f.ms / n;
+    const double tf = f.ms > 0 ? f.flops / (f.ms * 1e-3) / 1e12 : 0.0;
+    const double gb = f.ms > 0 ? f.bytes / (f.ms * 1e-3) / 1e9 : 0.0;
+    const double floor_ms =
+        std::max(f.flops / n / (ceiling * 1e12), f.bytes / n / (copy_gbs * 1e9)) * 1e3;
+    std::printf("  %-48s %9.3f %5.1f%% %8.0f %6.0f%% %9.1f %6.1f%% %9.0f %6.1f%% %9.3f %6.1f\n",
+                name, ms, 100.0 * f.ms / wall_ms, f.launches / n,
+                f.ms > 0 ? 100.0 * f.gemm_ms / f.ms : 0.0, tf, 100.0 * tf / ceiling, gb,
+                100.0 * gb / copy_gbs, floor_ms, floor_ms > 0 ? ms / floor_ms : 0.0);
+    fams.push_back({{"family", name},
+                    {"ms_per_step", ms},
+                    {"share", f.ms / wall_ms},
+                    {"launches_per_step", f.launches / n},
+                    {"gemm_ms_per_step", f.gemm_ms / n},
+                    {"tflops", tf},
+                    {"gbs", gb},
+                    {"flops_per_step", f.flops / n},
+                    {"bytes_per_step", f.bytes / n},
+                    {"floor_ms", floor_ms}});
+  };
+  for (int f = 0; f < (int)GpuOpFamily::GPU_OP_COUNT; f++)
+    row(gpu_op_family_name((GpuOpFamily)f), r.family[f]);
+  if (r.untagged.launches > 0) row("untagged", r.untagged);
+  std::printf("  %-48s %9.3f %5.1f%%\n", "device idle (host syncs, launch gaps)",
+              (wall_ms - r.busy_ms) / n, 100.0 * (wall_ms - r.busy_ms) / wall_ms);
+  std::printf("  without the profiler a step took %.3f ms: device idle %.3f ms/step (%.1f%%)\n",
+              timed_ms, timed_ms - r.busy_ms / n, 100.0 * (timed_ms - r.busy_ms / n) / timed_ms);
+  std::printf("\n  top kernels (ms/step, calls/step, family):\n");
+  nlohmann::json ks = nlohmann::json::array();
+  for (size_t i = 0; i < r.kernels.size() && i < 25; i++) {
+    const GpuProfileKernel& k = r.kernels[i];
+    std::printf("  %8.3f %6.0f  %-90s %s\n", k.ms / n, k.count / n, k.name.c_str(),
+                gpu_op_family_name(k.family));
+    ks.push_back({{"name", k.name},
+                  {"ms_per_step", k.ms / n},
+                  {"calls_per_step", k.count / n},
+                  {"family", gpu_op_family_name(k.family)}});
+  }
+  const nlohmann::json j = {{"steps", steps},
+                            {"wall_ms_per_step", wall_ms / n},
+                            {"timed_ms_per_step", timed_ms},
+                            {"busy_ms_per_step", r.busy_ms / n},
+                            {"max_gap_ms", r.max_gap_ms},
+                            {"gemm_ceiling_tflops", ceiling},
+                            {"copy_gbs", copy_gbs},
+                            {"families", fams},
+                            {"kernels", ks}};
+  std::printf("PROFILE_JSON %s\n", j.dump().c_str());
+}
 #endif
 
 int bench_train(const TrainBenchArgs& a) {
@@ -123,7 +217,8 @@ int bench_train(const TrainBenchArgs& a) {
   GpuModel gm(m, B, T, GpuAdamW{});
   gm.synchronize();
   auto t2 = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "[bench] %s: %.1fM params (MTP depth %ld); host init %.1f s, upload %.1f s\n",
+  std::fprintf(stderr,
+               "[bench] %s: %.1fM params (MTP depth %ld); host init %.1f s, upload %.1f s\n",
                a.config.c_str(), gm.n_params() / 1e6, (long)D,
                std::chrono::duration<double>(t1 - t0).count(),
                std::chrono::duration<double>(t2 - t1).count());
@@ -148,8 +243,8 @@ int bench_train(const TrainBenchArgs& a) {
     bias_balance_update(m.w, cfg, st.expert_load, a.gamma);
     gm.upload_router_biases(m.w);
     gm.synchronize();
-    if (i % 5 == 0) std::fprintf(stderr, "[bench] step %ld loss %.4f grad norm %.3f\n", (long)i,
-                                 st.loss, gn);
+    if (i % 5 == 0)
+      std::fprintf(stderr, "[bench] step %ld loss %.4f grad norm %.3f\n", (long)i, st.loss, gn);
   };
   for (int64_t i = 0; i < a.warmup; i++) step(i);
   const auto ts = std::chrono::steady_clock::now();
@@ -178,10 +273,10 @@ int bench_train(const TrainBenchArgs& a) {
   std::printf("  model TFLOP/s    %.1f\n", tflops);
   std::printf("  GEMM ceiling     %.1f TFLOP/s (cuBLASLt bf16 8192^3)\n", ceiling);
   std::printf("  MFU              %.1f%%\n", 100.0 * tflops / ceiling);
-  std::printf("  device memory    %.2f GiB used by the run (cudaMemGetInfo delta; %.2f GiB held "
-              "by GpuModel's own buffers), %.2f GiB incl. the CUDA context\n",
-              (used - used0) / 1073741824.0, gm.device_bytes() / 1073741824.0,
-              used / 1073741824.0);
+  std::printf(
+      "  device memory    %.2f GiB used by the run (cudaMemGetInfo delta; %.2f GiB held "
+      "by GpuModel's own buffers), %.2f GiB incl. the CUDA context\n",
+      (used - used0) / 1073741824.0, gm.device_bytes() / 1073741824.0, used / 1073741824.0);
   nlohmann::json j = {{"config", a.config},
                       {"gpu", prop.name},
                       {"batch", B},
@@ -198,6 +293,22 @@ int bench_train(const TrainBenchArgs& a) {
                       {"mem_run_gib", (used - used0) / 1073741824.0},
                       {"mem_total_gib", used / 1073741824.0}};
   std::printf("BENCH_JSON %s\n", j.dump().c_str());
+
+  if (a.profile > 0) {
+    GpuProfiler prof;
+    std::string why2;
+    if (!prof.start(&why2)) {
+      std::fprintf(stderr, "dseek: bench train --profile: %s\n", why2.c_str());
+      return 2;
+    }
+    gm.set_profiler(&prof);
+    const auto p0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < a.profile; i++) step(a.warmup + a.steps + i);
+    const double pw = std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
+    gm.set_profiler(nullptr);
+    const GpuProfileReport rep = prof.stop();
+    print_profile(rep, a.profile, pw * 1e3, dt / a.steps * 1e3, ceiling, copy_ceiling_gbs());
+  }
   return 0;
 #else
   return 2;
@@ -214,19 +325,24 @@ void setup_train(CLI::App* sub, int* exit_code) {
   sub->add_option("--seed", a->seed, "weights and data seed")->capture_default_str();
   sub->add_option("--lr", a->lr, "AdamW learning rate")->capture_default_str();
   sub->add_flag("--no-mtp", a->no_mtp, "leave out the MTP modules of the config");
+  sub->add_option("--profile", a->profile,
+                  "after the timed steps, profile N more (CUPTI) and print where the step's time "
+                  "goes per kernel family, against the GEMM and copy rooflines")
+      ->check(CLI::NonNegativeNumber);
   sub->callback([a, exit_code] { *exit_code = bench_train(*a); });
 }
 
-const bool reg = add_command({"bench", "Benchmarks on the GPU (bench train, bench decode)",
-                              [](CLI::App* sub, int* exit_code) {
-                                sub->require_subcommand(1);
-                                setup_train(sub->add_subcommand(
-                                                "train", "Time full training steps of a config"),
-                                            exit_code);
-                                setup_bench_decode(
-                                    sub->add_subcommand("decode", "Time greedy decoding"), exit_code);
-                              },
-                              95});
+const bool reg = add_command(
+    {"bench", "Benchmarks: bench train, bench decode (GPU), bench serve (load test)",
+     [](CLI::App* sub, int* exit_code) {
+       sub->require_subcommand(1);
+       setup_train(sub->add_subcommand("train", "Time full training steps of a config"), exit_code);
+       setup_bench_decode(sub->add_subcommand("decode", "Time greedy decoding"), exit_code);
+       setup_bench_serve(
+           sub->add_subcommand("serve", "Load-test a running dseek serve (streaming chat)"),
+           exit_code);
+     },
+     95});
 
 }  // namespace
 

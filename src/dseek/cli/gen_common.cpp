@@ -40,6 +40,7 @@ GenerateOptions gen_options(const GenFlags& f, const Model& m, const Tokenizer* 
                .repetition_penalty = f.repetition_penalty,
                .seed = f.seed};
   sampler_config_validate(o.sampler);
+  o.mtp_draft_tokens = f.mtp_draft_tokens;
   if (!f.ignore_eos) {
     int32_t eos = tok && tok->eos_id() >= 0 ? tok->eos_id() : (int32_t)m.cfg.eos_token_id;
     if (eos >= 0) o.stop_ids.push_back(eos);

@@ -30,6 +30,7 @@ struct GenFlags {
   bool ignore_eos = false;
   bool stats = false;
   std::vector<std::string> stop;
+  int64_t mtp_draft_tokens = 0;  // > 0: MTP speculative decoding (set by `generate --speculative`)
 };
 
 void add_gen_flags(CLI::App* sub, GenFlags* f);

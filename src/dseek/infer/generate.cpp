@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <chrono>
 
+#include "dseek/infer/speculative.h"
+
 namespace dseek {
 
 std::vector<int32_t> generate(const Model& m, LatentCache& cache,
                               const std::vector<int32_t>& prompt, const GenerateOptions& opt,
                               const TokenCallback& on_token, GenerateStats* stats) {
   using clock = std::chrono::steady_clock;
+  if (opt.mtp_draft_tokens > 0) return speculative_generate(m, cache, prompt, opt, on_token, stats);
   DSEEK_CHECK(!prompt.empty(), "generation needs a non-empty prompt");
   DSEEK_CHECK(opt.max_new_tokens >= 0, "max_new_tokens must be >= 0");
   Sampler sampler(opt.sampler);

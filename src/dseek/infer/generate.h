@@ -3,6 +3,8 @@
 // it is chosen (streaming); returning false from on_token stops generation.
 // Stops after max_new_tokens, or when a token in stop_ids is produced (that token is returned
 // as the last element but reported with is_stop = true so callers can hide it).
+// With mtp_draft_tokens > 0 the tokens come from MTP speculative decoding (infer/speculative.h):
+// the same distribution, and with greedy decoding the same tokens, several per model forward.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +21,15 @@ struct GenerateOptions {
   int64_t max_new_tokens = 128;
   SamplerConfig sampler;          // temperature 0 = greedy
   std::vector<int32_t> stop_ids;  // e.g. EOS; empty = never stop on a token
+  int64_t mtp_draft_tokens = 0;   // > 0: speculative decoding, this many MTP drafts per step
 };
 
 struct GenerateStats {
   int64_t prompt_tokens = 0, new_tokens = 0;
   double prefill_s = 0, decode_s = 0;
   bool stopped_by_token = false;
+  // speculative decoding only: drafts proposed, drafts accepted, main-model verify forwards
+  int64_t draft_tokens = 0, accepted_tokens = 0, verify_steps = 0;
 };
 
 using TokenCallback = std::function<bool(int32_t id, bool is_stop)>;

@@ -523,6 +523,8 @@ Server::~Server() {
 }
 
 int Server::bind(const std::string& host, int port) {
+  // Small SSE chunks go out at once instead of waiting for the client's delayed ACK (~40 ms).
+  impl_->http.set_tcp_nodelay(true);
   int got = -1;
   if (port == 0) {
     got = impl_->http.bind_to_any_port(host);
