@@ -7,27 +7,41 @@
 #   4. GRPO      rule-based rewards (accuracy + format) on fresh train-split problems
 #   5. report    held-out pass@1 / format / pass@k before and after RL (200 test-split problems,
 #                disjoint from everything trained on), sample answers, plots
-# Usage: scripts/r1_pipeline.sh [--seed N] [--out DIR]
-# Time budgets (seconds, env): R1_PRETRAIN_S (default 420), R1_GRPO_S (default 360); pretraining
-# steps R1_PRETRAIN_STEPS (default 600: the cold-start model then has room to improve). Steps are
-# sized for a quiet 2-core machine; the time limits stop earlier on a slower one (checkpoint
-# kept). DSEEK=path picks the binary (default ./build/dseek).
+# Usage: scripts/r1_pipeline.sh [--seed N] [--pretrain-seed N] [--pretrained DIR] [--out DIR]
+#   --seed           seeds the post-training (cold-start examples, SFT order, GRPO problems and
+#                    sampling); default 0
+#   --pretrain-seed  seeds pretraining (default 1: the base model of docs/posttraining.md's figures)
+#   --pretrained     reuse a pretrained checkpoint folder instead of pretraining (several
+#                    post-training seeds on one base, as R1's runs all start from V3-Base)
+# Time budgets (seconds, env): R1_PRETRAIN_S (default 600), R1_GRPO_S (default 480); pretraining
+# steps R1_PRETRAIN_STEPS (default 1000: fewer leave some seeds without the carry-and-copy skill
+# the trace needs, see docs/posttraining.md). Steps are sized for a quiet 2-core machine (about 6
+# minutes each for pretraining and GRPO); the time limits stop earlier on a slower one (checkpoint
+# kept, figures then differ). DSEEK=path picks the binary (default ./build/dseek).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SEED=0
+PSEED=1
+PRETRAINED=""
 OUT=""
+usage="usage: $0 [--seed N] [--pretrain-seed N] [--pretrained DIR] [--out DIR]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) SEED="$2"; shift 2 ;;
+    --pretrain-seed) PSEED="$2"; shift 2 ;;
+    --pretrained) PRETRAINED="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    *) echo "usage: $0 [--seed N] [--out DIR]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
+if [ -n "$PRETRAINED" ] && [ ! -s "$PRETRAINED/model.safetensors" ]; then
+  echo "[r1] --pretrained $PRETRAINED: no model.safetensors there" >&2; exit 1
+fi
 OUT=${OUT:-runs/r1/seed$SEED}
 D=${DSEEK:-./build/dseek}
-PRE_S=${R1_PRETRAIN_S:-420}
-GRPO_S=${R1_GRPO_S:-360}
+PRE_S=${R1_PRETRAIN_S:-600}
+GRPO_S=${R1_GRPO_S:-480}
 DIGITS=2
 [ -x "$D" ] || { echo "[r1] $D not found: build first" >&2; exit 1; }
 mkdir -p "$OUT"
@@ -55,15 +69,20 @@ if [ ! -s "$DATA/meta.json" ] || [ "$TOK" -nt "$DATA/meta.json" ]; then
 fi
 
 # ---- 2. pretrain ---------------------------------------------------------------------------
-echo; echo "== [r1 seed $SEED] pretraining the tiny recipe on text + task data (<= ${PRE_S}s)"
-"$D" train --config recipes/tiny.json --data "$DATA" --tokenizer "$TOK" \
-  --out "$OUT/pretrain" --seed "$SEED" --steps "${R1_PRETRAIN_STEPS:-600}" --time-limit "$PRE_S"
+BASE=${PRETRAINED:-$OUT/pretrain/checkpoint}
+if [ -z "$PRETRAINED" ]; then
+  echo; echo "== [r1 seed $SEED] pretraining the tiny recipe on text + task data (seed $PSEED, <= ${PRE_S}s)"
+  "$D" train --config recipes/tiny.json --data "$DATA" --tokenizer "$TOK" \
+    --out "$OUT/pretrain" --seed "$PSEED" --steps "${R1_PRETRAIN_STEPS:-1000}" --time-limit "$PRE_S"
+else
+  echo; echo "== [r1 seed $SEED] pretrained base: $PRETRAINED"
+fi
 
 # ---- 3. cold-start SFT ---------------------------------------------------------------------
 echo; echo "== [r1 seed $SEED] cold-start SFT on 300 formatted examples"
 "$D" tasks generate --task add --digits $DIGITS --split train -n 300 --seed $((SEED + 100)) \
   --format sft -o "$OUT/cold_start.jsonl"
-"$D" sft -m "$OUT/pretrain/checkpoint" --data "$OUT/cold_start.jsonl" --out "$OUT/sft" \
+"$D" sft -m "$BASE" --data "$OUT/cold_start.jsonl" --out "$OUT/sft" \
   --epochs 3 --lr 1e-3 --seed "$SEED"
 
 # ---- 4. GRPO -------------------------------------------------------------------------------
@@ -75,5 +94,5 @@ echo; echo "== [r1 seed $SEED] GRPO on $DIGITS-digit addition (<= ${GRPO_S}s)"
 
 # ---- 5. plots ------------------------------------------------------------------------------
 "$D" plot "$OUT/grpo" --out "$OUT/plots/grpo" >/dev/null || true
-"$D" plot "$OUT/pretrain" --out "$OUT/plots/pretrain" >/dev/null || true
+[ -n "$PRETRAINED" ] || "$D" plot "$OUT/pretrain" --out "$OUT/plots/pretrain" >/dev/null || true
 echo "[r1] seed $SEED done: $OUT (summary.json, grpo/metrics.jsonl, plots/)"

@@ -88,14 +88,18 @@ TEST(PosttrainCli, TasksSftEvalSampleGrpo) {
   EXPECT_LE(ss["accepted"].get<int64_t>(), ss["samples"].get<int64_t>());
 
   r = dseek_cli("grpo -m " + d + "/sft/final --task add --digits 1 --steps 2 --prompts 4 -G 4 " +
-                "--max-new-tokens 40 --eval-n 10 --eval-k 2 --eval-every 1 --lr 1e-3 -o " + d +
-                "/grpo");
+                "--max-new-tokens 40 --eval-n 10 --eval-k 2 --eval-every 1 --lr 1e-3 " +
+                "--checkpoint-every 1 --eval-temperature 0.5 -o " + d + "/grpo");
   ASSERT_EQ(r.code, 0) << r.err;
   nlohmann::json g = last_json_line(r.out);
   EXPECT_EQ(g["steps"].get<int64_t>(), 2);
   EXPECT_NE(r.err.find("before RL"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(d + "/grpo/final/model.safetensors"));
   EXPECT_TRUE(fs::exists(d + "/grpo/metrics.jsonl"));
+  // The periodic checkpoint is a usable model folder too (weights + tokenizer).
+  EXPECT_TRUE(fs::exists(d + "/grpo/checkpoint/model.safetensors"));
+  EXPECT_TRUE(fs::exists(d + "/grpo/checkpoint/tokenizer.json"));
+  EXPECT_NE(r.err.find("T=0.5"), std::string::npos) << r.err;  // pass@k at --eval-temperature
 }
 
 TEST(PosttrainCli, BadInputGetsOneLineErrors) {

@@ -24,6 +24,7 @@ int run(Args& a) {
   c.task = a.t.task;
   c.task_options = a.t.opts;
   c.prompt = a.t.format();
+  if (c.eval_temperature < 0) c.eval_temperature = c.temperature;
   if (a.loss == "grpo")
     c.loss.kind = GrpoLossKind::GRPO_LOSS_SEQUENCE_MEAN;
   else if (a.loss == "dapo")
@@ -108,6 +109,8 @@ const bool reg = dseek::cli::add_command(
        sub->add_option("--eval-n", c.eval_n, "held-out problems")->capture_default_str();
        sub->add_option("--eval-k", c.eval_k, "samples per problem for pass@k (0 = off)")
            ->capture_default_str();
+       sub->add_option("--eval-temperature", c.eval_temperature,
+                       "sampling temperature for pass@k (default: the rollout --temperature)");
        sub->add_option("--checkpoint-every", c.checkpoint_every, "steps (0 = only at the end)")
            ->capture_default_str();
        sub->add_option("--seed", c.seed, "seed (problems, sampling)")->capture_default_str();

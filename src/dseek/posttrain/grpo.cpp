@@ -86,7 +86,7 @@ GrpoResult grpo_run(const GrpoConfig& c) {
   EvalOptions eo{.format = c.prompt,
                  .max_new_tokens = c.max_new_tokens,
                  .k = c.eval_k,
-                 .temperature = c.eval_temperature,
+                 .temperature = c.eval_temperature < 0 ? c.temperature : c.eval_temperature,
                  .top_p = 1.0f,
                  .seed = kEvalProblemSeed};
   std::fprintf(stderr,
@@ -318,7 +318,8 @@ GrpoResult grpo_run(const GrpoConfig& c) {
     if (step % c.eval_every == 0 || last || out_of_time)
       res.last = run_eval(step, last || out_of_time);
     if (c.checkpoint_every > 0 && step % c.checkpoint_every == 0 && !last && !out_of_time)
-      save_model_dir(c.out_dir + "/checkpoint", m, {{"grpo_step", std::to_string(step)}});
+      save_model_dir_with_tokenizer(c.out_dir + "/checkpoint", m,
+                                    {{"grpo_step", std::to_string(step)}}, tok_path);
     if (out_of_time) {
       std::fprintf(stderr, "[grpo] time limit %.0fs reached at step %ld\n", c.time_limit_s,
                    (long)step);

@@ -57,8 +57,8 @@ struct GrpoConfig {
   int64_t eval_every = 10;
   int eval_n = 200;
   int eval_k = 8;
-  float eval_temperature = 1.0f;
-  int64_t checkpoint_every = 0;  // 0 = only at the end
+  float eval_temperature = -1.0f;  // < 0: the rollout temperature
+  int64_t checkpoint_every = 0;    // 0 = only at the end
   int threads = 0;
 };
 
