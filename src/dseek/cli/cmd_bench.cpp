@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dseek/cli/command.h"
+#include "dseek/cli/device_ceilings.h"
 #include "dseek/core/error.h"
 #include "dseek/model/config.h"
 #include "dseek/model/gpu_model.h"
@@ -84,55 +85,6 @@ int64_t device_used_bytes() {
   size_t free_b = 0, total_b = 0;
   DSEEK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   return (int64_t)(total_b - free_b);
-}
-
-// bf16 GEMM ceiling: D[n, n] = A B^T (nt), fp32 accumulation, bf16 out; median of 10 runs.
-double gemm_ceiling_tflops(int64_t n) {
-  DeviceBuffer<bf16_t> a(n * n), b(n * n), d(n * n);
-  DSEEK_CUDA_CHECK(cudaMemset(a.get(), 0x3c, a.bytes()));  // ~0.0115 everywhere (finite)
-  DSEEK_CUDA_CHECK(cudaMemset(b.get(), 0x3c, b.bytes()));
-  cuda::GemmLt g;
-  cudaEvent_t e0, e1;
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e0));
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < 13; i++) {
-    DSEEK_CUDA_CHECK(cudaEventRecord(e0, 0));
-    cuda::gemm_lt_nt(g, d.get(), n, cuda::GemmOut::BF16, a.get(), n, b.get(), n, n, n, n, 0.0f, 0);
-    DSEEK_CUDA_CHECK(cudaEventRecord(e1, 0));
-    DSEEK_CUDA_CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    DSEEK_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (i >= 3) ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 2.0 * n * n * n / (ms[ms.size() / 2] * 1e-3) / 1e12;
-}
-
-// Device-to-device copy rate, GB/s counting read + write bytes, median of 10 copies of 1 GiB.
-double copy_ceiling_gbs() {
-  const size_t n = size_t(1) << 30;
-  DeviceBuffer<uint8_t> a(n), b(n);
-  DSEEK_CUDA_CHECK(cudaMemset(a.get(), 1, n));
-  cudaEvent_t e0, e1;
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e0));
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < 13; i++) {
-    DSEEK_CUDA_CHECK(cudaEventRecord(e0, 0));
-    DSEEK_CUDA_CHECK(cudaMemcpyAsync(b.get(), a.get(), n, cudaMemcpyDeviceToDevice, 0));
-    DSEEK_CUDA_CHECK(cudaEventRecord(e1, 0));
-    DSEEK_CUDA_CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    DSEEK_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (i >= 3) ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 2.0 * (double)n / (ms[ms.size() / 2] * 1e-3) / 1e9;
 }
 
 // The --profile table (see the file comment) and its PROFILE_JSON line.
@@ -307,7 +259,7 @@ int bench_train(const TrainBenchArgs& a) {
     const double pw = std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
     gm.set_profiler(nullptr);
     const GpuProfileReport rep = prof.stop();
-    print_profile(rep, a.profile, pw * 1e3, dt / a.steps * 1e3, ceiling, copy_ceiling_gbs());
+    print_profile(rep, a.profile, pw * 1e3, dt / a.steps * 1e3, ceiling, copy_bandwidth_gbs());
   }
   return 0;
 #else

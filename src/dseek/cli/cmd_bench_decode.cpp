@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dseek/cli/command.h"
+#include "dseek/cli/device_ceilings.h"
 #include "dseek/core/error.h"
 #include "dseek/infer/gpu_decoder.h"
 #include "dseek/model/config.h"
@@ -125,29 +126,6 @@ void breakdown(GpuDecoder& dec, const ModelConfig& cfg, int64_t B, const DecodeB
   std::fflush(stdout);
 }
 
-// Device-to-device copy rate, GB/s counting read + write, median of 10 copies of 1 GiB.
-double copy_bandwidth_gbs() {
-  const size_t n = size_t(1) << 30;
-  DeviceBuffer<uint8_t> a(n), b(n);
-  DSEEK_CUDA_CHECK(cudaMemset(a.get(), 1, n));
-  cudaEvent_t e0, e1;
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e0));
-  DSEEK_CUDA_CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < 13; i++) {
-    DSEEK_CUDA_CHECK(cudaEventRecord(e0));
-    DSEEK_CUDA_CHECK(cudaMemcpyAsync(b.get(), a.get(), n, cudaMemcpyDeviceToDevice));
-    DSEEK_CUDA_CHECK(cudaEventRecord(e1));
-    DSEEK_CUDA_CHECK(cudaEventSynchronize(e1));
-    float t = 0;
-    DSEEK_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (i >= 3) ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 2.0 * (double)n / (ms[ms.size() / 2] * 1e-3) / 1e9;
-}
 #endif
 
 int bench_decode(const DecodeBenchArgs& a) {
