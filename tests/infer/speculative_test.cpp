@@ -1,5 +1,5 @@
 // MTP speculative decoding (infer/speculative.h, infer/mtp_draft.h):
-//   - forward_cached_hidden's logits equal Model::forward_cached's bit for bit;
+//   - Model::forward_cached with hn_out gives the same logits bit for bit;
 //   - greedy: speculative output equals plain generate() and transformers' generate on the
 //     fixtures (their main weights; the fixtures ship no MTP tensors, so a seeded random MTP
 //     module is added: its drafts are mostly wrong, and the test would fail if they were emitted
@@ -109,20 +109,20 @@ const Model& trained_tiny() {
 // ---------------------------------------------------------------------------------------------
 // the main forward with hidden states
 
-TEST(Speculative, ForwardCachedHiddenEqualsForwardCachedBitForBit) {
+TEST(Speculative, ForwardCachedWithHiddenEqualsForwardCachedBitForBit) {
   Model m = Model::load(fixture("v3_tiny"));
   const int64_t V = m.cfg.vocab_size, C = m.cfg.hidden_size;
   const std::vector<int32_t> a = {5, 17, 42, 7, 300}, b = {11, 12, 13};
   LatentCache c1 = m.new_cache(), c2 = m.new_cache();
-  std::vector<float> logits(a.size() * V), hn(a.size() * C);
-  forward_cached_hidden(logits.data(), hn.data(), m, c1, a.data(), (int64_t)a.size(), false);
+  std::vector<float> hn(a.size() * C);
+  Tensor logits = m.forward_cached(c1, a.data(), (int64_t)a.size(), false, hn.data());
   Tensor ref = m.forward_cached(c2, a.data(), (int64_t)a.size(), false);
   EXPECT_EQ(c1.len, c2.len);
-  for (int64_t i = 0; i < ref.numel(); i++) ASSERT_EQ(logits[i], ref.ptr()[i]) << i;
+  for (int64_t i = 0; i < ref.numel(); i++) ASSERT_EQ(logits.ptr()[i], ref.ptr()[i]) << i;
   // then a last-only step on the filled caches
-  forward_cached_hidden(logits.data(), hn.data(), m, c1, b.data(), (int64_t)b.size(), true);
+  Tensor logits2 = m.forward_cached(c1, b.data(), (int64_t)b.size(), true, hn.data());
   Tensor ref2 = m.forward_cached(c2, b.data(), (int64_t)b.size(), true);
-  for (int64_t i = 0; i < V; i++) ASSERT_EQ(logits[i], ref2.ptr()[i]) << i;
+  for (int64_t i = 0; i < V; i++) ASSERT_EQ(logits2.ptr()[i], ref2.ptr()[i]) << i;
   // hn is the head's input: hn W_head^T reproduces the logits of the last row
   const float* h = hn.data() + 2 * C;
   for (int64_t v = 0; v < V; v += 37) {
@@ -327,8 +327,8 @@ void draft_probs(const Model& m, const std::vector<int32_t>& prompt, int32_t x0,
                  SamplerConfig s, std::vector<float>* q1, std::vector<float>* q2) {
   const int64_t V = m.cfg.vocab_size, C = m.cfg.hidden_size, P = (int64_t)prompt.size();
   LatentCache cache = m.new_cache();
-  std::vector<float> logits(V), hn(P * C), dl(V), g(C), g2(C);
-  forward_cached_hidden(logits.data(), hn.data(), m, cache, prompt.data(), P, true);
+  std::vector<float> hn(P * C), dl(V), g(C), g2(C);
+  m.forward_cached(cache, prompt.data(), P, true, hn.data());
   MtpDraft d(m);
   std::vector<int32_t> next(prompt.begin() + 1, prompt.end());
   next.push_back(x0);

@@ -1,14 +1,14 @@
-// MTP draft module and the main model's cached forward with hidden states (contract in
-// mtp_draft.h). fp32 on the CPU, the ops of model.cpp / model_train.cpp.
+// MTP draft module (contract in mtp_draft.h). fp32 on the CPU, the ops of model.cpp /
+// model_train.cpp.
 #include "dseek/infer/mtp_draft.h"
 
 #include <algorithm>
 
-#include "dseek/model/mla.h"        // mla_forward_absorbed
-#include "dseek/model/moe.h"        // moe_forward, ffn_dense_forward
-#include "dseek/ops/cpu/linear.h"   // linear_forward
-#include "dseek/ops/cpu/rmsnorm.h"  // rmsnorm_forward
-#include "dseek/ops/cpu/rope.h"     // rope_tables
+#include "dseek/model/layer_residual.h"  // attn_residual, ffn_residual
+#include "dseek/model/mla.h"             // mla_forward_absorbed
+#include "dseek/ops/cpu/linear.h"        // linear_forward
+#include "dseek/ops/cpu/rmsnorm.h"       // rmsnorm_forward
+#include "dseek/ops/cpu/rope.h"          // rope_tables
 
 namespace dseek {
 
@@ -32,55 +32,7 @@ void rope_for(std::vector<float>& cos_t, std::vector<float>& sin_t, const Model&
               m.rope_attn_factor);
 }
 
-// h [N, C] += FFN(RMSNorm(h)) of layer l (dense or MoE), as model.cpp's layer_forward.
-void ffn_residual(float* h, const LayerWeights& L, const ModelConfig& cfg, int64_t l, int64_t N) {
-  const int64_t C = cfg.hidden_size;
-  std::vector<float> x(N * C), y(N * C);
-  rmsnorm_forward(x.data(), C, nullptr, h, C, L.ffn_norm.ptr(), N, C, (float)cfg.rms_norm_eps);
-  if (cfg.is_moe_layer(l)) {
-    moe_forward(y.data(), x.data(), L, cfg, N);
-  } else {
-    ffn_dense_forward(y.data(), x.data(), L.gate_proj, L.up_proj, L.down_proj, N, C);
-  }
-  for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
-}
-
-// h [N, C] += MLA(RMSNorm(h)) over `cache` layer cl, at the positions of cos_t/sin_t.
-void attn_residual(float* h, const LayerWeights& L, const ModelConfig& cfg, int64_t N,
-                   const float* cos_t, const float* sin_t, LatentCache& cache, int64_t cl) {
-  const int64_t C = cfg.hidden_size;
-  std::vector<float> x(N * C), y(N * C);
-  rmsnorm_forward(x.data(), C, nullptr, h, C, L.attn_norm.ptr(), N, C, (float)cfg.rms_norm_eps);
-  mla_forward_absorbed(y.data(), x.data(), L, cfg, cos_t, sin_t, N, cache, cl);
-  for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// main model
-
-void forward_cached_hidden(float* logits, float* hn, const Model& m, LatentCache& cache,
-                           const int32_t* tokens, int64_t S, bool last_only) {
-  const ModelConfig& cfg = m.cfg;
-  const int64_t C = cfg.hidden_size;
-  DSEEK_CHECK(S > 0, "forward_cached_hidden needs at least one token");
-  check_ids(tokens, S, cfg.vocab_size);
-  std::vector<float> h(S * C);
-  for (int64_t n = 0; n < S; n++)
-    std::copy(m.w.embed.ptr() + tokens[n] * C, m.w.embed.ptr() + (tokens[n] + 1) * C, &h[n * C]);
-  std::vector<float> cos_t, sin_t;
-  rope_for(cos_t, sin_t, m, cache.len, S);
-  for (int64_t l = 0; l < cfg.num_hidden_layers; l++) {
-    const LayerWeights& L = m.w.layers[l];
-    attn_residual(h.data(), L, cfg, S, cos_t.data(), sin_t.data(), cache, l);
-    ffn_residual(h.data(), L, cfg, l, S);
-  }
-  cache.len += S;
-  rmsnorm_forward(hn, C, nullptr, h.data(), C, m.w.norm.ptr(), S, C, (float)cfg.rms_norm_eps);
-  const int64_t first = last_only ? S - 1 : 0;
-  linear_forward(logits, hn + first * C, m.w.head().ptr(), nullptr, S - first, C, cfg.vocab_size);
-}
 
 // ---------------------------------------------------------------------------------------------
 // MTP module 1
@@ -111,7 +63,9 @@ void MtpDraft::forward(float* logits_last, float* g_last, const int32_t* next_to
   linear_forward(z.data(), cat.data(), M.eh_proj.ptr(), nullptr, S, 2 * C, C);
   std::vector<float> cos_t, sin_t;
   rope_for(cos_t, sin_t, m_, end(), S);
-  attn_residual(z.data(), M.block, cfg, S, cos_t.data(), sin_t.data(), cache_, 0);
+  attn_residual(z.data(), M.block, cfg, S, [&](float* out, const float* x) {
+    mla_forward_absorbed(out, x, M.block, cfg, cos_t.data(), sin_t.data(), S, cache_, 0);
+  });
   cache_.len += S;
   float* last = z.data() + (S - 1) * C;
   ffn_residual(last, M.block, cfg, cfg.num_hidden_layers, 1);

@@ -1,6 +1,6 @@
 // MTP draft: the model's first multi-token-prediction module run as a draft model over its own
-// latent cache (SPEC §6.2), and the main model's cached forward that also hands out the hidden
-// states the module consumes. Used by infer/speculative.h; no sampling, no acceptance here.
+// latent cache (SPEC §6.2); the hidden states it consumes come from Model::forward_cached's
+// hn_out. Used by infer/speculative.h; no sampling, no acceptance here.
 //
 // Contract (module 1, hub index num_hidden_layers; positions p are the main model's):
 //   h'_p  = eh_proj [RMSNorm_e(Emb(t_{p+1})) ; RMSNorm_h(hn_p)]     (embedding first)
@@ -23,13 +23,6 @@
 #include "dseek/model/model.h"
 
 namespace dseek {
-
-// Model::forward_cached(cache, tokens, S, last_only) that also writes the post-final-norm
-// hidden states of every new token: logits [S, V] (or [1, V] of the last token if last_only),
-// hn [S, C]. The same op calls in the same order, so the logits equal forward_cached's bit for
-// bit (tests/infer/speculative_test.cpp checks it).
-void forward_cached_hidden(float* logits, float* hn, const Model& m, LatentCache& cache,
-                           const int32_t* tokens, int64_t S, bool last_only);
 
 class MtpDraft {
  public:

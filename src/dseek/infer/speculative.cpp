@@ -5,7 +5,7 @@
 #include <chrono>
 
 #include "dseek/core/rng.h"         // splitmix64_next
-#include "dseek/infer/mtp_draft.h"  // MtpDraft, forward_cached_hidden
+#include "dseek/infer/mtp_draft.h"  // MtpDraft
 
 namespace dseek {
 
@@ -90,16 +90,16 @@ std::vector<int32_t> speculative_generate(const Model& m, LatentCache& cache,
 
   // prefill: logits of the last prompt token, hidden states of all (the MTP module's inputs)
   const auto t0 = clock::now();
-  std::vector<float> logits(V), pend_h(P * C);  // pend_h: hn of positions draft.end() .. n-1
-  forward_cached_hidden(logits.data(), pend_h.data(), m, cache, prompt.data(), P, true);
+  std::vector<float> pend_h(P * C);  // pend_h: hn of positions draft.end() .. n-1
+  const Tensor logits = m.forward_cached(cache, prompt.data(), P, true, pend_h.data());
   const auto t1 = clock::now();
   st.prefill_s = std::chrono::duration<double>(t1 - t0).count();
   std::vector<float> p;
-  target.probs(logits.data(), V, ctx, &p);
+  target.probs(logits.ptr(), V, ctx, &p);
   emit(draw_index(p.data(), V, uniform()));
 
   std::vector<int32_t> drafts, vt;
-  std::vector<float> q, dl(V), g(C), g_in(C), vlog, vh;
+  std::vector<float> q, dl(V), g(C), g_in(C), vh;
   while (!done) {
     const int64_t n = cache.len;  // ctx[n - base] = t_n, the last token, not in the cache yet
     const int64_t k = std::min<int64_t>(K, opt.max_new_tokens - st.new_tokens - 1);
@@ -125,14 +125,13 @@ std::vector<int32_t> speculative_generate(const Model& m, LatentCache& cache,
     // verify t_n, d_1 .. d_k in one forward
     vt.assign(1, ctx.back());
     vt.insert(vt.end(), drafts.begin(), drafts.end());
-    vlog.resize((k + 1) * V);
     vh.resize((k + 1) * C);
-    forward_cached_hidden(vlog.data(), vh.data(), m, cache, vt.data(), k + 1, false);
+    const Tensor vlog = m.forward_cached(cache, vt.data(), k + 1, false, vh.data());
     int64_t a = 0;
     int32_t next = -1;
     std::vector<int32_t> pctx = ctx;
     for (; a < k; a++) {
-      target.probs(vlog.data() + a * V, V, pctx, &p);
+      target.probs(vlog.ptr() + a * V, V, pctx, &p);
       const float* qa = q.data() + a * V;
       if (!speculative_accept(p.data(), qa, drafts[a], uniform())) {
         next = speculative_residual_draw(p.data(), qa, V, uniform());
@@ -141,7 +140,7 @@ std::vector<int32_t> speculative_generate(const Model& m, LatentCache& cache,
       pctx.push_back(drafts[a]);
     }
     if (next < 0) {  // all accepted: one more from p_k
-      target.probs(vlog.data() + k * V, V, pctx, &p);
+      target.probs(vlog.ptr() + k * V, V, pctx, &p);
       next = draw_index(p.data(), V, uniform());
     }
     st.draft_tokens += k;

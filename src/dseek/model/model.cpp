@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "dseek/io/safetensors.h"
+#include "dseek/model/layer_residual.h"
 #include "dseek/model/mla.h"
 #include "dseek/model/moe.h"
 #include "dseek/ops/cpu/linear.h"
@@ -52,18 +53,10 @@ void Model::logits_from_hidden(float* logits, const float* h, int64_t N) const {
   linear_forward(logits, hn.data(), w.head().ptr(), nullptr, N, C, cfg.vocab_size);
 }
 
-namespace {
-// One decoder layer's residual updates, with attention supplied by the caller.
-template <typename AttnFn>
-void layer_forward(float* h, const LayerWeights& L, const ModelConfig& cfg, int64_t l, int64_t N,
-                   AttnFn&& attn) {
+void ffn_residual(float* h, const LayerWeights& L, const ModelConfig& cfg, int64_t l, int64_t N) {
   const int64_t C = cfg.hidden_size;
-  const float eps = (float)cfg.rms_norm_eps;
   std::vector<float> x(N * C), y(N * C);
-  rmsnorm_forward(x.data(), C, nullptr, h, C, L.attn_norm.ptr(), N, C, eps);
-  attn(y.data(), x.data());
-  for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
-  rmsnorm_forward(x.data(), C, nullptr, h, C, L.ffn_norm.ptr(), N, C, eps);
+  rmsnorm_forward(x.data(), C, nullptr, h, C, L.ffn_norm.ptr(), N, C, (float)cfg.rms_norm_eps);
   if (cfg.is_moe_layer(l)) {
     moe_forward(y.data(), x.data(), L, cfg, N);
   } else {
@@ -71,7 +64,6 @@ void layer_forward(float* h, const LayerWeights& L, const ModelConfig& cfg, int6
   }
   for (int64_t i = 0; i < N * C; i++) h[i] += y[i];
 }
-}  // namespace
 
 Tensor Model::forward(const int32_t* tokens, int64_t B, int64_t T) const {
   const int64_t C = cfg.hidden_size, N = B * T, half = cfg.qk_rope_head_dim / 2;
@@ -85,17 +77,18 @@ Tensor Model::forward(const int32_t* tokens, int64_t B, int64_t T) const {
   rope_tables(cos_t.data(), sin_t.data(), pos.data(), T, inv_freq.data(), half, rope_attn_factor);
   for (int64_t l = 0; l < cfg.num_hidden_layers; l++) {
     const LayerWeights& L = w.layers[l];
-    layer_forward(h.data(), L, cfg, l, N, [&](float* out, const float* x) {
+    attn_residual(h.data(), L, cfg, N, [&](float* out, const float* x) {
       mla_forward_naive(out, x, L, cfg, cos_t.data(), sin_t.data(), B, T);
     });
+    ffn_residual(h.data(), L, cfg, l, N);
   }
   Tensor logits({N, cfg.vocab_size});
   logits_from_hidden(logits.ptr(), h.data(), N);
   return logits;
 }
 
-Tensor Model::forward_cached(LatentCache& cache, const int32_t* tokens, int64_t S,
-                             bool last_only) const {
+Tensor Model::forward_cached(LatentCache& cache, const int32_t* tokens, int64_t S, bool last_only,
+                             float* hn_out) const {
   const int64_t C = cfg.hidden_size, half = cfg.qk_rope_head_dim / 2;
   DSEEK_CHECK(S > 0, "forward_cached needs at least one token");
   check_tokens(tokens, S);
@@ -108,14 +101,21 @@ Tensor Model::forward_cached(LatentCache& cache, const int32_t* tokens, int64_t 
   rope_tables(cos_t.data(), sin_t.data(), pos.data(), S, inv_freq.data(), half, rope_attn_factor);
   for (int64_t l = 0; l < cfg.num_hidden_layers; l++) {
     const LayerWeights& L = w.layers[l];
-    layer_forward(h.data(), L, cfg, l, S, [&](float* out, const float* x) {
+    attn_residual(h.data(), L, cfg, S, [&](float* out, const float* x) {
       mla_forward_absorbed(out, x, L, cfg, cos_t.data(), sin_t.data(), S, cache, l);
     });
+    ffn_residual(h.data(), L, cfg, l, S);
   }
   cache.len += S;
   const int64_t first = last_only ? S - 1 : 0;
   Tensor logits({S - first, cfg.vocab_size});
-  logits_from_hidden(logits.ptr(), h.data() + first * C, S - first);
+  if (hn_out) {  // every row normalized (rows are independent: the same values as below)
+    rmsnorm_forward(hn_out, C, nullptr, h.data(), C, w.norm.ptr(), S, C, (float)cfg.rms_norm_eps);
+    linear_forward(logits.ptr(), hn_out + first * C, w.head().ptr(), nullptr, S - first, C,
+                   cfg.vocab_size);
+  } else {
+    logits_from_hidden(logits.ptr(), h.data() + first * C, S - first);
+  }
   return logits;
 }
 

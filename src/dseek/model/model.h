@@ -31,9 +31,10 @@ struct Model {
   // B sequences of T tokens (row-major [B, T]) -> logits [B*T, V].
   Tensor forward(const int32_t* tokens, int64_t B, int64_t T) const;
   // Append S tokens to `cache` and return their logits: [S, V], or [1, V] (last token) if
-  // last_only.
-  Tensor forward_cached(LatentCache& cache, const int32_t* tokens, int64_t S,
-                        bool last_only = true) const;
+  // last_only. hn_out, when given, receives the hidden states after the final norm of all S
+  // tokens [S, C] (what the MTP module consumes); the logits are the same bit for bit.
+  Tensor forward_cached(LatentCache& cache, const int32_t* tokens, int64_t S, bool last_only = true,
+                        float* hn_out = nullptr) const;
   LatentCache new_cache() const;
 
  private:
