@@ -13,6 +13,10 @@
 #   --pretrain-seed  seeds pretraining (default 1: the base model of docs/posttraining.md's figures)
 #   --pretrained     reuse a pretrained checkpoint folder instead of pretraining (several
 #                    post-training seeds on one base, as R1's runs all start from V3-Base)
+# Device (env): R1_DEVICE (default auto) is pretraining's `dseek train --device`: the GPU when
+# there is one (seconds instead of minutes; a GPU-trained base is not bit-identical to the CPU
+# one, so the figures of docs/posttraining.md, made on the CPU, then differ slightly), else the
+# CPU. SFT, GRPO and evaluation run on the CPU.
 # Time budgets (seconds, env): R1_PRETRAIN_S (default 600), R1_GRPO_S (default 480); pretraining
 # steps R1_PRETRAIN_STEPS (default 1000: fewer leave some seeds without the carry-and-copy skill
 # the trace needs, see docs/posttraining.md). Steps are sized for a quiet 2-core machine (about 6
@@ -73,7 +77,8 @@ BASE=${PRETRAINED:-$OUT/pretrain/checkpoint}
 if [ -z "$PRETRAINED" ]; then
   echo; echo "== [r1 seed $SEED] pretraining the tiny recipe on text + task data (seed $PSEED, <= ${PRE_S}s)"
   "$D" train --config recipes/tiny.json --data "$DATA" --tokenizer "$TOK" \
-    --out "$OUT/pretrain" --seed "$PSEED" --steps "${R1_PRETRAIN_STEPS:-1000}" --time-limit "$PRE_S"
+    --out "$OUT/pretrain" --seed "$PSEED" --steps "${R1_PRETRAIN_STEPS:-1000}" --time-limit "$PRE_S" \
+    --device "${R1_DEVICE:-auto}"
 else
   echo; echo "== [r1 seed $SEED] pretrained base: $PRETRAINED"
 fi
