@@ -19,6 +19,7 @@
 #include <type_traits>
 
 #include "dseek/infer/gpu_decode_kernels.h"
+#include "dseek/ops/cuda/common.cuh"  // warp_sum, warp_max, block_sum
 #include "dseek/ops/cuda/cuda_check.h"
 
 namespace dseek::cuda::dec {
@@ -113,29 +114,6 @@ __device__ __forceinline__ float sumsq8(const float4& a, const float4& b, float 
 
 __device__ __forceinline__ float4 mul4(const float4& a, const float4& b) {
   return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Sum over the block (all threads get it); sh: >= 32 floats of shared memory.
-__device__ __forceinline__ float block_sum(float v, float* sh) {
-  v = warp_sum(v);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  __syncthreads();  // sh may be in use by a previous reduction
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  float t = 0.0f;
-  for (int w = 0; w < nw; w++) t += sh[w];
-  return t;
 }
 
 // Attention splits: chunk = ceil(len / n_splits) raised to min_chunk and to a multiple of kTile;

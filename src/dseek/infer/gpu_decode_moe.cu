@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "dseek/infer/gpu_decode_device.h"
+#include "dseek/ops/cuda/router_topk.cuh"
 
 namespace dseek::cuda {
 
@@ -19,15 +20,6 @@ namespace {
 using namespace dec;
 
 constexpr int kMaxE = 1024, kMaxK = 32, kMaxG = 32;
-
-__device__ __forceinline__ void warp_argmax(float& v, int& i) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
-    const int i2 = __shfl_xor_sync(0xffffffffu, i, o);
-    if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
-  }
-}
 
 // Routes row r (one warp): idx / w to global, the choices also to s_idx [R, K] and the per
 // expert counts cnt (shared). s, choice: [E] shared scratch of this warp; sel: [kMaxK].
@@ -55,64 +47,7 @@ __device__ void route_row(int64_t r, const DecRouter& ro, float* s, float* choic
   }
   for (int e = lane; e < E; e += 32) choice[e] = s[e] + (ro.bias ? ro.bias[e] : 0.0f);
   __syncwarp();
-  if (p.group_limited && G > 1) {
-    const int gsz = E / G;
-    float gs = -INFINITY;
-    if (lane < G) {
-      const float* c = choice + lane * gsz;
-      if (p.sigmoid) {  // sum of the top-2
-        float b1 = -INFINITY, b2 = -INFINITY;
-        for (int e = 0; e < gsz; e++) {
-          const float x = c[e];
-          if (x > b1)
-            b2 = b1, b1 = x;
-          else if (x > b2)
-            b2 = x;
-        }
-        gs = b1 + b2;
-      } else {  // max
-        for (int e = 0; e < gsz; e++) gs = fmaxf(gs, c[e]);
-      }
-    }
-    unsigned kept = 0;
-    bool done = lane >= G;
-    for (int k = 0; k < p.topk_group; k++) {
-      float v = done ? -INFINITY : gs;
-      int i = done ? 0x7fffffff : lane;
-      warp_argmax(v, i);
-      kept |= 1u << i;
-      if (lane == i) done = true;
-    }
-    const float masked = p.sigmoid ? -INFINITY : 0.0f;
-    __syncwarp();
-    for (int e = lane; e < E; e += 32)
-      if (!((kept >> (e / gsz)) & 1u)) choice[e] = masked;
-    __syncwarp();
-  }
-  unsigned taken = 0;
-  for (int k = 0; k < K; k++) {
-    float v = -INFINITY;
-    int i = 0x7fffffff;
-    for (int e = lane, j = 0; e < E; e += 32, j++) {
-      if ((taken >> j) & 1u) continue;
-      const float x = choice[e];
-      if (x > v || (x == v && e < i)) v = x, i = e;
-    }
-    warp_argmax(v, i);
-    if (i >= E) i = 0;  // only with non-finite logits: keep the index valid
-    if ((i & 31) == lane) taken |= 1u << (i >> 5);
-    if (lane == 0) sel[k] = i;
-  }
-  __syncwarp();
-  if (lane == 0) {
-    for (int x = 1; x < K; x++) {
-      const int key = sel[x];
-      int y = x - 1;
-      while (y >= 0 && sel[y] > key) sel[y + 1] = sel[y], y--;
-      sel[y + 1] = key;
-    }
-  }
-  __syncwarp();
+  warp_group_topk(choice, sel, E, K, G, (int)p.topk_group, p.group_limited, p.sigmoid);
   double sum = 0.0;  // fp64 sum of the chosen scores in id order, as the CPU
   for (int k = 0; k < K; k++) sum += s[sel[k]];
   if (lane < K) {

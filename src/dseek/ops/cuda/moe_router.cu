@@ -5,6 +5,7 @@
 #include "dseek/ops/cuda/moe_router.h"
 
 #include "dseek/ops/cuda/common.cuh"  // warp_max, warp_sum, checks
+#include "dseek/ops/cuda/router_topk.cuh"
 
 namespace dseek::cuda {
 
@@ -24,16 +25,6 @@ struct Args {
 
 // ---------------------------------------------------------------------------------------------
 // kernels
-
-// (value, index) arg-max across the warp: larger value wins, ties to the lower index.
-__device__ __forceinline__ void warp_argmax(float& v, int& i) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float v2 = __shfl_xor_sync(0xffffffffu, v, o);
-    const int i2 = __shfl_xor_sync(0xffffffffu, i, o);
-    if (v2 > v || (v2 == v && i2 < i)) v = v2, i = i2;
-  }
-}
 
 __global__ void router_fwd_kernel(int32_t* idx, float* w, float* scores, int32_t* counts,
                                   const float* logits, const float* bias, Args a) {
@@ -70,66 +61,11 @@ __global__ void router_fwd_kernel(int32_t* idx, float* w, float* scores, int32_t
   }
   __syncwarp();
 
-  // group-limited selection: lane g scores group g; topk_group arg-max rounds over the lanes
-  if (a.group_limited && a.G > 1) {
-    const int gsz = E / (int)a.G;
-    float gs = -INFINITY;
-    if (lane < a.G) {
-      const float* c = choice + lane * gsz;
-      if (a.sigmoid) {  // sum of the top-2
-        float b1 = -INFINITY, b2 = -INFINITY;
-        for (int e = 0; e < gsz; e++) {
-          const float x = c[e];
-          if (x > b1)
-            b2 = b1, b1 = x;
-          else if (x > b2)
-            b2 = x;
-        }
-        gs = b1 + b2;
-      } else {  // max
-        for (int e = 0; e < gsz; e++) gs = fmaxf(gs, c[e]);
-      }
-    }
-    unsigned kept = 0;
-    bool done = lane >= a.G;
-    for (int r = 0; r < a.topk_group; r++) {
-      float v = done ? -INFINITY : gs;
-      int i = done ? 0x7fffffff : lane;
-      warp_argmax(v, i);
-      kept |= 1u << i;
-      if (lane == i) done = true;
-    }
-    const float masked = a.sigmoid ? -INFINITY : 0.0f;
-    __syncwarp();
-    for (int e = lane; e < E; e += 32)
-      if (!((kept >> (e / gsz)) & 1u)) choice[e] = masked;
-    __syncwarp();
-  }
+  // group limit, top-K, winners sorted by id (router_topk.cuh)
+  warp_group_topk(choice, sel, E, K, (int)a.G, (int)a.topk_group, a.group_limited, a.sigmoid);
 
-  // top-K over the choice values: lane owns experts lane, lane + 32, ...; taken bits per lane
-  unsigned taken = 0;
-  for (int r = 0; r < K; r++) {
-    float v = -INFINITY;
-    int i = 0x7fffffff;
-    for (int e = lane, j = 0; e < E; e += 32, j++) {
-      if ((taken >> j) & 1u) continue;
-      const float x = choice[e];
-      if (x > v || (x == v && e < i)) v = x, i = e;
-    }
-    warp_argmax(v, i);
-    if ((i & 31) == lane) taken |= 1u << (i >> 5);
-    if (lane == 0) sel[r] = i;
-  }
-  __syncwarp();
-
-  // lane 0: sort by expert id, weights (fp64 sum of the chosen s, as the CPU)
+  // lane 0: weights (fp64 sum of the chosen s, as the CPU)
   if (lane == 0) {
-    for (int x = 1; x < K; x++) {
-      const int key = sel[x];
-      int y = x - 1;
-      while (y >= 0 && sel[y] > key) sel[y + 1] = sel[y], y--;
-      sel[y + 1] = key;
-    }
     double sum = 0.0;
     for (int k = 0; k < K; k++) sum += s[sel[k]];
     for (int k = 0; k < K; k++) {
