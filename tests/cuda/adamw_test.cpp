@@ -4,7 +4,9 @@
 // than a chunk. Both sides do the same fp32 operations in the same order with correctly rounded
 // sqrt and division, so the results should agree to the last bit; the tolerance (rtol 1e-6,
 // atol 1e-9) only allows for a compiler contracting a multiply-add on the CPU side. The bf16 copy
-// must be exactly bf16(p).
+// must be exactly bf16(p). The same with bf16 moments (AdamWConfig::state_bf16 on the CPU,
+// m_bf16 / v_bf16 on the GPU): the stored moments must be bit-identical (both round the same fp32
+// value to nearest even), the weights to the same tolerance.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -19,11 +21,8 @@
 namespace dseek {
 namespace {
 
-TEST(CudaAdamW, MultiTensorMatchesCpu) {
-#ifndef DSEEK_HAVE_CUDA
-  GTEST_SKIP() << "no CUDA device: this build has no CUDA backend (test skipped)";
-#else
-  DSEEK_REQUIRE_CUDA();
+#ifdef DSEEK_HAVE_CUDA
+void multi_tensor_matches_cpu(bool bf16_state) {
   const std::vector<std::vector<int64_t> > shapes = {{37, 29}, {101}, {3}, {130, 300}, {5, 7}, {1}};
   const size_t T = shapes.size();
   std::vector<Tensor> p(T), g(T);
@@ -37,8 +36,12 @@ TEST(CudaAdamW, MultiTensorMatchesCpu) {
     pr.push_back({fmt::format("p{}", i), &p[i], shapes[i], true});
     gr.push_back({fmt::format("p{}", i), &g[i], shapes[i], true});
   }
-  const AdamWConfig cfg{
-      .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+  const AdamWConfig cfg{.lr = 1e-3f,
+                        .beta1 = 0.9f,
+                        .beta2 = 0.95f,
+                        .eps = 1e-8f,
+                        .weight_decay = 0.1f,
+                        .state_bf16 = bf16_state};
   AdamW cpu(pr, cfg);
 
   // GPU: all tensors packed into flat buffers at offsets of 1 element past a multiple of 4 for
@@ -55,17 +58,20 @@ TEST(CudaAdamW, MultiTensorMatchesCpu) {
     std::copy(p[i].data.begin(), p[i].data.end(), flat_p.begin() + off[i]);
   DeviceBuffer<float> dp(flat_p), dm(std::vector<float>(total, 0.0f)),
       dv(std::vector<float>(total, 0.0f)), dg(total);
-  DeviceBuffer<uint16_t> dpb(total);
+  DeviceBuffer<uint16_t> dpb(total), dmb(std::vector<uint16_t>(total, 0)),
+      dvb(std::vector<uint16_t>(total, 0));
   test::poison(dpb);
   std::vector<cuda::AdamWTensor> list;
   for (size_t i = 0; i < T; i++)
     list.push_back({.param = dp.get() + off[i],
-                    .m = dm.get() + off[i],
-                    .v = dv.get() + off[i],
+                    .m = bf16_state ? nullptr : dm.get() + off[i],
+                    .v = bf16_state ? nullptr : dv.get() + off[i],
                     .grad = dg.get() + off[i],
                     .param_bf16 = dpb.get() + off[i],
                     .n = p[i].numel(),
-                    .decay = shapes[i].size() >= 2});
+                    .decay = shapes[i].size() >= 2,
+                    .m_bf16 = bf16_state ? dmb.get() + off[i] : nullptr,
+                    .v_bf16 = bf16_state ? dvb.get() + off[i] : nullptr});
   cuda::AdamWMultiTensor gpu(
       list,
       {.beta1 = cfg.beta1, .beta2 = cfg.beta2, .eps = cfg.eps, .weight_decay = cfg.weight_decay});
@@ -84,13 +90,20 @@ TEST(CudaAdamW, MultiTensorMatchesCpu) {
   }
   test::device_sync();
   std::vector<float> gp = dp.download(), gm = dm.download(), gv = dv.download();
+  if (bf16_state) {  // widen the bf16 moments (exact)
+    const std::vector<uint16_t> mb = dmb.download(), vb = dvb.download();
+    for (int64_t j = 0; j < total; j++) {
+      gm[j] = bf16_to_f32(mb[j]);
+      gv[j] = bf16_to_f32(vb[j]);
+    }
+  }
   std::vector<uint16_t> gb = dpb.download();
   for (size_t i = 0; i < T; i++) {
     const int64_t n = p[i].numel();
     auto slice = [&](const std::vector<float>& v) {
       return std::vector<float>(v.begin() + off[i], v.begin() + off[i] + n);
     };
-    const std::string name = fmt::format("adamw tensor {}", i);
+    const std::string name = fmt::format("adamw{} tensor {}", bf16_state ? " bf16" : "", i);
     test::expect_close(name + " p", slice(gp), p[i].data, 1e-6, 1e-9, 1e-6);
     test::expect_close(name + " m", slice(gm), cpu.exp_avg(i).data, 1e-6, 1e-9, 1e-6);
     test::expect_close(name + " v", slice(gv), cpu.exp_avg_sq(i).data, 1e-6, 1e-12, 1e-6);
@@ -100,9 +113,31 @@ TEST(CudaAdamW, MultiTensorMatchesCpu) {
       bf_ok += gb[off[i] + j] == f32_to_bf16(gp[off[i] + j]);
     }
     EXPECT_EQ(bf_ok, n) << name << ": bf16 copy";
+    if (bf16_state) {  // the stored moments: the same rounding of the same fp32 values
+      EXPECT_EQ(slice(gm), cpu.exp_avg(i).data) << name << ": bf16 m";
+      EXPECT_EQ(slice(gv), cpu.exp_avg_sq(i).data) << name << ": bf16 v";
+    }
     std::printf("  %-18s n %6lld  bit-exact p %lld / %lld\n", name.c_str(), (long long)n,
                 (long long)exact, (long long)n);
   }
+}
+#endif
+
+TEST(CudaAdamW, MultiTensorMatchesCpu) {
+#ifndef DSEEK_HAVE_CUDA
+  GTEST_SKIP() << "no CUDA device: this build has no CUDA backend (test skipped)";
+#else
+  DSEEK_REQUIRE_CUDA();
+  multi_tensor_matches_cpu(false);
+#endif
+}
+
+TEST(CudaAdamW, MultiTensorBf16StateMatchesCpu) {
+#ifndef DSEEK_HAVE_CUDA
+  GTEST_SKIP() << "no CUDA device: this build has no CUDA backend (test skipped)";
+#else
+  DSEEK_REQUIRE_CUDA();
+  multi_tensor_matches_cpu(true);
 #endif
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dseek/core/dtype.h"
 #include "dseek/core/error.h"
 #include "dseek/io/safetensors.h"
 #include "dseek/train/adamw.h"
@@ -271,6 +272,108 @@ TEST(AdamW, LoadNamesMissingExtraAndMisshapedTensors) {
 
 // ---------------------------------------------------------------------------------------------
 // gradient norm and clipping
+
+// ---------------------------------------------------------------------------------------------
+// bf16 state
+
+float bf16_round(float x) {
+  return bf16_to_f32(f32_to_bf16(x));
+}
+
+// One step of the bf16-state update written out per element from the previous stored state
+// (fp32 math as torch's op order, m and v rounded to bf16 on store): the optimizer must match
+// it exactly for m and v (same rounding of the same fp32 value) and to fp32 rounding for p.
+TEST(AdamW, Bf16StateEqualsRoundedFp32UpdateFromStoredState) {
+  std::mt19937 rng(7);
+  Toy a, grad;
+  fill(a.w, rng, 0.5f);
+  fill(a.norm, rng, 0.5f);
+  const AdamWConfig cfg{.lr = 2e-3f, .beta2 = 0.95f, .weight_decay = 0.1f, .state_bf16 = true};
+  AdamW opt(a.refs(), cfg);
+  for (int step = 1; step <= 4; step++) {
+    fill(grad.w, rng, 1.0f);
+    const Tensor p0 = a.w, m0 = opt.exp_avg(0), v0 = opt.exp_avg_sq(0);
+    opt.step(grad.refs(), 2e-3f);
+    const double bc1 = 1 - std::pow(0.9, step), bc2 = 1 - std::pow(0.95, step);
+    for (int64_t i = 0; i < p0.numel(); i++) {
+      const float g = grad.w.data[i];
+      const float m = std::fma(0.1f, g - m0.data[i], m0.data[i]);
+      const float v = std::fma(v0.data[i], 0.95f, (0.05f * g) * g);
+      EXPECT_EQ(opt.exp_avg(0).data[i], bf16_round(m)) << "m " << i << " step " << step;
+      EXPECT_EQ(opt.exp_avg_sq(0).data[i], bf16_round(v)) << "v " << i << " step " << step;
+      const double pr = p0.data[i] * (1 - 2e-3 * 0.1) -
+                        (2e-3 / bc1) * m / (std::sqrt((double)v) / std::sqrt(bc2) + 1e-8);
+      EXPECT_NEAR(a.w.data[i], pr, 1e-6 + 2e-6 * std::fabs(pr)) << "p " << i << " step " << step;
+    }
+  }
+}
+
+// bf16 state follows the fp32-state optimizer closely over many steps (beta2 0.95), and differs
+// from it (the rounding is really applied).
+TEST(AdamW, Bf16StateTracksFp32State) {
+  std::mt19937 rng(8);
+  Toy a, grad;
+  fill(a.w, rng, 0.5f);
+  fill(a.norm, rng, 0.5f);
+  Toy b = a;
+  AdamWConfig cfg{.lr = 1e-3f, .weight_decay = 0.1f};
+  AdamW fp(a.refs(), cfg);
+  cfg.state_bf16 = true;
+  AdamW bf(b.refs(), cfg);
+  double max_diff = 0.0;
+  bool any_diff = false;
+  for (int step = 0; step < 50; step++) {
+    fill(grad.w, rng, 1.0f);
+    fill(grad.norm, rng, 1.0f);
+    const Tensor a0 = a.w;
+    fp.step(grad.refs());
+    bf.step(grad.refs());
+    // the weights' paths differ by a small fraction of the total movement
+    for (int64_t i = 0; i < a.w.numel(); i++) {
+      any_diff |= a.w.data[i] != b.w.data[i];
+      max_diff = std::max(max_diff, (double)std::fabs(a.w.data[i] - b.w.data[i]));
+    }
+  }
+  EXPECT_TRUE(any_diff);
+  // 50 steps of at most ~lr each: the paths may drift apart by a few percent of that
+  EXPECT_LT(max_diff, 0.05 * 50 * 1e-3);
+}
+
+TEST(AdamW, Bf16StateSavesBf16AndResumesExactly) {
+  TempDir tmp;
+  const std::string path = (tmp.path / "optimizer.safetensors").string();
+  std::mt19937 rng(9);
+  Toy a, grad;
+  fill(a.w, rng, 0.5f);
+  fill(a.norm, rng, 0.5f);
+  const AdamWConfig cfg{.lr = 3e-3f, .weight_decay = 0.1f, .state_bf16 = true};
+  AdamW opt_a(a.refs(), cfg);
+  for (int i = 0; i < 3; i++) {
+    fill(grad.w, rng, 1.0f);
+    fill(grad.norm, rng, 1.0f);
+    opt_a.step(grad.refs());
+  }
+  opt_a.save(path);
+  {
+    auto f = SafeTensorsFile::open(path);
+    EXPECT_EQ(f->find("m.w")->dtype, DType::BF16);
+    EXPECT_EQ(f->find("v.norm")->dtype, DType::BF16);
+    EXPECT_EQ(f->metadata().at("state_dtype"), "bf16");
+  }
+  Toy b = a;
+  AdamW opt_b(b.refs(), cfg);
+  opt_b.load(path);
+  EXPECT_EQ(opt_b.exp_avg(0).data, opt_a.exp_avg(0).data);
+  for (int i = 0; i < 3; i++) {
+    fill(grad.w, rng, 1.0f);
+    fill(grad.norm, rng, 1.0f);
+    opt_a.step(grad.refs());
+    opt_b.step(grad.refs());
+  }
+  EXPECT_EQ(a.w.data, b.w.data);  // bitwise
+  EXPECT_EQ(a.norm.data, b.norm.data);
+  EXPECT_EQ(opt_a.exp_avg_sq(0).data, opt_b.exp_avg_sq(0).data);
+}
 
 TEST(GradNorm, GlobalNormOverTrainableGradients) {
   Toy g;

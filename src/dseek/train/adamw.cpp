@@ -19,6 +19,7 @@
 #include <unordered_set>  // names seen in the state file
 #include <vector>         // per-block partial sums
 
+#include "dseek/core/dtype.h"      // f32_to_bf16, bf16_to_f32 (bf16 state)
 #include "dseek/core/error.h"      // DSEEK_CHECK, fail
 #include "dseek/io/safetensors.h"  // safetensors_write, SafeTensorsFile, read_f32
 
@@ -43,7 +44,12 @@ struct AdamWScalars {  // all rounded to fp32
   float step_size;  // lr / bc1
   float bc2_sqrt;   // sqrt(bc2)
   float eps;
+  bool state_bf16;  // round m and v to bf16 (nearest even) on store
 };
+
+float round_bf16(float x) {
+  return bf16_to_f32(f32_to_bf16(x));
+}
 
 // One AdamW update of n elements, in the op order of the header comment (fp32; the lerp and
 // the second moment as fused multiply-adds). The AVX-512 lanes compute exactly what the scalar
@@ -55,7 +61,8 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const
                b2 = _mm512_set1_ps(k.b2), a2 = _mm512_set1_ps(k.one_m_b2),
                ss = _mm512_set1_ps(k.step_size), bc = _mm512_set1_ps(k.bc2_sqrt),
                ep = _mm512_set1_ps(k.eps);
-  for (; i + 16 <= n; i += 16) {
+  // (bf16 state: the scalar loop does the rounding)
+  for (; !k.state_bf16 && i + 16 <= n; i += 16) {
     const __m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), dm);
     const __m512 gi = _mm512_loadu_ps(g + i), m0 = _mm512_loadu_ps(m + i);
     const __m512 mi = _mm512_fmadd_ps(a1, _mm512_sub_ps(gi, m0), m0);
@@ -74,8 +81,8 @@ void adamw_update(float* p, float* m, float* v, const float* g, int64_t n, const
     const float mi = std::fma(k.one_m_b1, gi - m[i], m[i]);  // lerp(m, g, 1-b1), weight < 0.5
     const float vi = std::fma(v[i], k.b2, (k.one_m_b2 * gi) * gi);
     const float denom = std::sqrt(vi) / k.bc2_sqrt + k.eps;
-    m[i] = mi;
-    v[i] = vi;
+    m[i] = k.state_bf16 ? round_bf16(mi) : mi;  // p uses the unrounded mi, vi (as the GPU)
+    v[i] = k.state_bf16 ? round_bf16(vi) : vi;
     p[i] = pi - (k.step_size * mi) / denom;
   }
 }
@@ -172,7 +179,8 @@ void AdamW::step(const std::vector<ParamRef>& grads, float lr) {
                        .one_m_b2 = (float)(1.0 - b2),
                        .step_size = step_size,
                        .bc2_sqrt = bc2_sqrt,
-                       .eps = cfg_.eps};
+                       .eps = cfg_.eps,
+                       .state_bf16 = cfg_.state_bf16};
   AdamWScalars k_nodecay = k;
   k_nodecay.decay_mul = 1.0f;
   // every trainable tensor in pieces, one parallel loop (elementwise: any cut, same result)
@@ -200,6 +208,8 @@ void adamw_state_save(const std::string& path, const std::vector<ParamRef>& para
               "{}: AdamW state for {} parameters, got {} / {} moments", path, params.size(),
               m.size(), v.size());
   std::vector<TensorToWrite> ts;
+  std::vector<std::vector<uint16_t>> bf;  // the BF16 copies (state_bf16), alive until written
+  bf.reserve(2 * params.size());
   for (size_t i = 0; i < params.size(); i++) {
     if (!params[i].trainable) continue;
     for (int k = 0; k < 2; k++) {
@@ -207,10 +217,16 @@ void adamw_state_save(const std::string& path, const std::vector<ParamRef>& para
       DSEEK_CHECK(x && x->shape == params[i].shape, "{}: AdamW {} of {} has shape {}, expected {}",
                   path, k == 0 ? "m" : "v", params[i].name, x ? shape_str(x->shape) : "(null)",
                   shape_str(params[i].shape));
+      const void* data = x->ptr();
+      if (cfg.state_bf16) {
+        std::vector<uint16_t>& h = bf.emplace_back(x->data.size());
+        for (size_t j = 0; j < h.size(); j++) h[j] = f32_to_bf16(x->data[j]);
+        data = h.data();
+      }
       ts.push_back({.name = (k == 0 ? "m." : "v.") + params[i].name,
-                    .dtype = DType::F32,
+                    .dtype = cfg.state_bf16 ? DType::BF16 : DType::F32,
                     .shape = params[i].shape,
-                    .data = x->ptr()});
+                    .data = data});
     }
   }
   safetensors_write(path, ts,
@@ -220,7 +236,8 @@ void adamw_state_save(const std::string& path, const std::vector<ParamRef>& para
                      {"beta1", fmt::format("{}", cfg.beta1)},
                      {"beta2", fmt::format("{}", cfg.beta2)},
                      {"eps", fmt::format("{}", cfg.eps)},
-                     {"weight_decay", fmt::format("{}", cfg.weight_decay)}});
+                     {"weight_decay", fmt::format("{}", cfg.weight_decay)},
+                     {"state_dtype", cfg.state_bf16 ? "bf16" : "fp32"}});
 }
 
 int64_t adamw_state_load(const std::string& path, const std::vector<ParamRef>& params,
@@ -281,6 +298,10 @@ void AdamW::save(const std::string& path) const {
 
 void AdamW::load(const std::string& path) {
   t_ = adamw_state_load(path, params_, &m_, &v_);
+  if (cfg_.state_bf16)
+    for (size_t i = 0; i < m_.size(); i++)
+      for (Tensor* x : {&m_[i], &v_[i]})
+        for (float& e : x->data) e = round_bf16(e);
 }
 
 void grads_zero(std::vector<ParamRef>& grads) {

@@ -9,6 +9,13 @@
 // The per-step scalars (1 - lr*wd, lr / bias_correction1, sqrt(bias_correction2)) are computed in
 // double and rounded to fp32 once, as torch does with Python floats; the element math is fp32.
 // Also here: the global gradient norm and clip_grad_norm (torch.nn.utils.clip_grad_norm_).
+// bf16 state (AdamWConfig::state_bf16): m and v are stored rounded to bf16 (round to nearest
+// even) after each update; the math stays fp32 (the stored bf16 values widened exactly). v is
+// stored as v itself, not sqrt(v): bf16 has fp32's exponent range, so v underflows no earlier
+// than in fp32, and sqrt(v) in bf16 would double v's relative rounding error. Limitation (as for
+// torch's bf16 optimizer state): with beta2 > ~0.996 the decay b2*v rounds back to v in bf16, so
+// v stops shrinking; use fp32 state there. The CPU keeps the bf16 values in fp32 tensors (no
+// memory saved on the CPU; values identical to the GPU kernel's bf16 storage).
 // Not here: parameter groups with different hyper-parameters, amsgrad, the learning-rate
 // schedule (lr_schedule.h), mixed precision / master weights, sharded optimizer state.
 #pragma once
@@ -29,6 +36,7 @@ struct AdamWConfig {
   float beta2 = 0.95f;
   float eps = 1e-8f;
   float weight_decay = 0.1f;
+  bool state_bf16 = false;  // m and v rounded to bf16 on store (see the top comment)
 };
 
 // Which parameters get weight decay. The default follows common practice (nanoGPT, llm.c,
@@ -59,11 +67,14 @@ class AdamW {
   const Tensor& exp_avg_sq(size_t i) const { return v_[i]; }  // v of params()[i]; empty if frozen
   int64_t state_numel() const;  // elements in m and v together (x4 bytes)
 
-  // State file: safetensors with m.<param>, v.<param> (F32) for every trainable parameter and
-  // metadata {format: "dseek.adamw", version: "1", step: t}; written atomically (PATH.tmp, rename).
+  // State file: safetensors with m.<param>, v.<param> (F32, or BF16 with state_bf16) for every
+  // trainable parameter and metadata {format: "dseek.adamw", version: "1", step: t, state_dtype};
+  // written atomically (PATH.tmp, rename).
   void save(const std::string& path) const;
   // Restores m, v and t. The file must hold exactly this optimizer's trainable parameters with
   // the same shapes; otherwise throws naming the first missing, extra or mis-shaped tensor.
+  // Either dtype loads; with state_bf16 the loaded values are rounded to bf16 (a no-op for a
+  // BF16 file, so a bf16-state resume is exact).
   void load(const std::string& path);
 
  private:
@@ -78,6 +89,8 @@ class AdamW {
 // The state file of AdamW::save / AdamW::load for moments held elsewhere (the GPU trainer
 // downloads its device moments into host tensors). m[i], v[i] belong to params[i]; only
 // trainable parameters are written (their m, v must have the parameter's shape) or read.
+// cfg.state_bf16 writes BF16 tensors (the values must already be bf16-representable: they are
+// rounded again, exactly).
 void adamw_state_save(const std::string& path, const std::vector<ParamRef>& params,
                       const std::vector<const Tensor*>& m, const std::vector<const Tensor*>& v,
                       int64_t t, const AdamWConfig& cfg);

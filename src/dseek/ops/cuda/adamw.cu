@@ -22,6 +22,8 @@ struct Desc {  // one tensor, as the kernel sees it
   float* p;
   float* m;
   float* v;
+  bf16* mb;  // bf16 state (then m, v are null)
+  bf16* vb;
   const float* g;
   bf16* pb;
   int64_t n;
@@ -58,6 +60,35 @@ __device__ __forceinline__ void adamw_elem(float& p, float& m, float& v, float g
   p = __fsub_rn(pi, __fdiv_rn(__fmul_rn(k.step_size, mi), denom));
 }
 
+// element i of tensor d, fp32 or bf16 state
+__device__ __forceinline__ void elem_at(const Desc& d, int64_t i, float dm, const Scalars& k) {
+  float p = d.p[i];
+  float m = d.mb ? __bfloat162float(d.mb[i]) : d.m[i];
+  float v = d.vb ? __bfloat162float(d.vb[i]) : d.v[i];
+  adamw_elem(p, m, v, d.g[i], dm, k);
+  d.p[i] = p;
+  if (d.mb) {
+    d.mb[i] = __float2bfloat16_rn(m);
+    d.vb[i] = __float2bfloat16_rn(v);
+  } else {
+    d.m[i] = m;
+    d.v[i] = v;
+  }
+  if (d.pb) d.pb[i] = __float2bfloat16_rn(p);
+}
+
+__device__ __forceinline__ float4 load4(const bf16* x) {
+  return make_float4(__bfloat162float(x[0]), __bfloat162float(x[1]), __bfloat162float(x[2]),
+                     __bfloat162float(x[3]));
+}
+
+__device__ __forceinline__ void store4(bf16* x, float4 f) {
+  x[0] = __float2bfloat16_rn(f.x);
+  x[1] = __float2bfloat16_rn(f.y);
+  x[2] = __float2bfloat16_rn(f.z);
+  x[3] = __float2bfloat16_rn(f.w);
+}
+
 __global__ void adamw_kernel(const Desc* descs, const Chunk* chunks, Scalars k) {
   const Chunk c = chunks[blockIdx.x];
   const Desc d = descs[c.t];
@@ -67,16 +98,21 @@ __global__ void adamw_kernel(const Desc* descs, const Chunk* chunks, Scalars k) 
     const int64_t hi4 = c.lo + ((hi - c.lo) & ~int64_t(3));
     for (int64_t i = c.lo + 4 * (int64_t)threadIdx.x; i < hi4; i += 4 * kThreads) {
       float4 p = *reinterpret_cast<const float4*>(d.p + i);
-      float4 m = *reinterpret_cast<const float4*>(d.m + i);
-      float4 v = *reinterpret_cast<const float4*>(d.v + i);
+      float4 m = d.mb ? load4(d.mb + i) : *reinterpret_cast<const float4*>(d.m + i);
+      float4 v = d.vb ? load4(d.vb + i) : *reinterpret_cast<const float4*>(d.v + i);
       const float4 g = *reinterpret_cast<const float4*>(d.g + i);
       adamw_elem(p.x, m.x, v.x, g.x, dm, k);
       adamw_elem(p.y, m.y, v.y, g.y, dm, k);
       adamw_elem(p.z, m.z, v.z, g.z, dm, k);
       adamw_elem(p.w, m.w, v.w, g.w, dm, k);
       *reinterpret_cast<float4*>(d.p + i) = p;
-      *reinterpret_cast<float4*>(d.m + i) = m;
-      *reinterpret_cast<float4*>(d.v + i) = v;
+      if (d.mb) {
+        store4(d.mb + i, m);
+        store4(d.vb + i, v);
+      } else {
+        *reinterpret_cast<float4*>(d.m + i) = m;
+        *reinterpret_cast<float4*>(d.v + i) = v;
+      }
       if (d.pb) {
         d.pb[i] = __float2bfloat16_rn(p.x);
         d.pb[i + 1] = __float2bfloat16_rn(p.y);
@@ -84,19 +120,10 @@ __global__ void adamw_kernel(const Desc* descs, const Chunk* chunks, Scalars k) 
         d.pb[i + 3] = __float2bfloat16_rn(p.w);
       }
     }
-    for (int64_t i = hi4 + threadIdx.x; i < hi; i += kThreads) {  // the tail (< 4 elements)
-      adamw_elem(d.p[i], d.m[i], d.v[i], d.g[i], dm, k);
-      if (d.pb) d.pb[i] = __float2bfloat16_rn(d.p[i]);
-    }
+    for (int64_t i = hi4 + threadIdx.x; i < hi; i += kThreads)  // the tail (< 4 elements)
+      elem_at(d, i, dm, k);
   } else {
-    for (int64_t i = c.lo + threadIdx.x; i < hi; i += kThreads) {
-      float p = d.p[i], m = d.m[i], v = d.v[i];
-      adamw_elem(p, m, v, d.g[i], dm, k);
-      d.p[i] = p;
-      d.m[i] = m;
-      d.v[i] = v;
-      if (d.pb) d.pb[i] = __float2bfloat16_rn(p);
-    }
+    for (int64_t i = c.lo + threadIdx.x; i < hi; i += kThreads) elem_at(d, i, dm, k);
   }
 }
 
@@ -116,9 +143,16 @@ AdamWMultiTensor::AdamWMultiTensor(std::vector<AdamWTensor> tensors, AdamWHyper 
   for (size_t t = 0; t < tensors_.size(); t++) {
     const AdamWTensor& a = tensors_[t];
     if (a.n < 0) cuda_op_fail("AdamWMultiTensor: negative tensor size");
-    const bool v4 = aligned16(a.param) && aligned16(a.m) && aligned16(a.v) && aligned16(a.grad);
-    descs.push_back({a.param, a.m, a.v, a.grad, reinterpret_cast<bf16*>(a.param_bf16), a.n,
-                     a.decay ? 1 : 0, v4 ? 1 : 0});
+    const bool bf_state = a.m_bf16 || a.v_bf16;
+    if (bf_state && !(a.m_bf16 && a.v_bf16 && !a.m && !a.v))
+      cuda_op_fail("AdamWMultiTensor: bf16 state needs m_bf16 and v_bf16 set and m, v null");
+    if (!bf_state && !(a.m && a.v) && a.n > 0)
+      cuda_op_fail("AdamWMultiTensor: fp32 state needs m and v set");
+    const bool v4 =
+        aligned16(a.param) && aligned16(a.grad) && (bf_state || (aligned16(a.m) && aligned16(a.v)));
+    descs.push_back({a.param, a.m, a.v, reinterpret_cast<bf16*>(a.m_bf16),
+                     reinterpret_cast<bf16*>(a.v_bf16), a.grad,
+                     reinterpret_cast<bf16*>(a.param_bf16), a.n, a.decay ? 1 : 0, v4 ? 1 : 0});
     for (int64_t lo = 0; lo < a.n; lo += kChunk) chunks.push_back({(int32_t)t, lo});
   }
   n_chunks_ = (int64_t)chunks.size();

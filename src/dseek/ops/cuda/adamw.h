@@ -9,6 +9,9 @@
 //   p    -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps);   p_bf16 = bf16(p)
 // The scalars are formed in double and rounded to fp32 once (as the CPU AdamW does); the element
 // math is fp32 with IEEE sqrt and division, so results match the CPU to the last bit or so.
+// bf16 state (m_bf16 / v_bf16 set instead of m / v): the moments are read from bf16, the math
+// is the same fp32, and m, v are stored rounded to bf16 (nearest even): train/adamw.h's
+// AdamWConfig::state_bf16, bit for bit. 4 bytes of state per parameter instead of 8.
 // Not here: the global gradient norm (a reduction; compute it and pass grad_scale).
 #pragma once
 
@@ -23,12 +26,14 @@ namespace dseek::cuda {
 
 struct AdamWTensor {
   float* param = nullptr;        // [n] fp32 master weight
-  float* m = nullptr;            // [n] first moment
-  float* v = nullptr;            // [n] second moment
+  float* m = nullptr;            // [n] first moment (fp32 state)
+  float* v = nullptr;            // [n] second moment (fp32 state)
   const float* grad = nullptr;   // [n] gradient
   bf16_t* param_bf16 = nullptr;  // [n] bf16 copy of the updated weight (may be null)
   int64_t n = 0;
   bool decay = true;
+  bf16_t* m_bf16 = nullptr;  // [n] first moment (bf16 state: set both, leave m, v null)
+  bf16_t* v_bf16 = nullptr;  // [n] second moment (bf16 state)
 };
 
 struct AdamWHyper {
