@@ -208,12 +208,16 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // tn: a CTA per (128-column tile of N, 128-row tile of M, group); reduces over the group's rows.
+// The groups are launched in reverse order (blockIdx.z = 0 is the LAST group): in the MoE layer the
+// last group is the shared expert, with all the step's rows (8192 against ~768 per routed expert),
+// so its few long CTAs must start first and overlap the many short ones instead of running alone
+// as a tail after them. Each tile's arithmetic is unchanged (same result bits).
 __global__ void __launch_bounds__(kThreads)
     grouped_wgrad_kernel(float* __restrict__ dW, float* __restrict__ dW_last,
                          const bf16_t* __restrict__ dY, const bf16_t* __restrict__ A,
                          const int32_t* __restrict__ offsets, int G, int M, int N) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int g = blockIdx.z;
+  const int g = G - 1 - (int)blockIdx.z;
   const int64_t r0 = offsets[g];
   const int rows = (int)(offsets[g + 1] - r0);
   if (rows <= 0) return;  // dW_g += 0
