@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -38,6 +39,16 @@ inline CliResult dseek_cli(const std::string& args, const std::string& env = "",
   r.err.assign(std::istreambuf_iterator<char>(e), {});
   std::remove(errf.c_str());
   return r;
+}
+
+// A bad-input failure as the CLI promises it: exit 2, one line "dseek: ..." containing needle.
+// R: any result with `code` and `err` (CliResult, or a test's own run type).
+template <typename R>
+void expect_one_line_error(const R& r, const std::string& needle) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.err.rfind("dseek: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 }  // namespace dseek_test

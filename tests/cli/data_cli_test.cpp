@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_kit.h"
+
+using dseek_test::expect_one_line_error;
 #include "dseek/io/token_shards.h"
 #include "dseek/tokenizer/tokenizer.h"
 
@@ -48,13 +50,6 @@ std::string write_file(const std::string& name, const std::string& text) {
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void expect_one_line_error(const DataRun& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("dseek: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 json info_json(const std::string& dir) {

@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "cli/cli_kit.h"
+
+using dseek_test::expect_one_line_error;
 #include "dseek/model/checkpoint.h"
 #include "dseek/model/model.h"
 #include "model/tiny_model_config.h"
@@ -27,13 +29,6 @@ std::string mtp_model_dir() {
     return p;
   }();
   return d;
-}
-
-void expect_one_line_error(const dseek_test::CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("dseek: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 TEST(GenerateSpeculativeCli, SameTokensAsPlainAndPrintsAcceptance) {

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_kit.h"
+
+using dseek_test::expect_one_line_error;
 #include "posttrain/tiny_policy.h"
 #include "dseek/model/checkpoint.h"
 #include "dseek/posttrain/rewards.h"
@@ -31,13 +33,6 @@ std::string dir() {
     return p;
   }();
   return d;
-}
-
-void expect_one_line_error(const dseek_test::CliResult& r, const std::string& needle) {
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_EQ(r.err.rfind("dseek: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 nlohmann::json last_json_line(const std::string& out) {

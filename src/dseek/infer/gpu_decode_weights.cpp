@@ -8,6 +8,7 @@
 #include "dseek/core/dtype.h"
 #include "dseek/core/error.h"
 #include "dseek/infer/gpu_decode_impl.h"
+#include "dseek/model/moe.h"  // router_params
 #include "dseek/model/weights.h"
 #include "dseek/ops/cpu/rope.h"
 
@@ -57,14 +58,7 @@ void GpuDecoder::Impl::init(const ModelConfig& c, const GpuDecoderOptions& o) {
               "GpuDecoder: unsupported head dims (Dqk {}, Dc {}, Dr {}, Dv {})", Dqk, Dc, Dr, Dv);
   DSEEK_CHECK(E <= 1024 && Ek <= 32 && Ek <= std::max<int64_t>(E, 1) && (Im == 0 || Is % Im == 0),
               "GpuDecoder: unsupported MoE (E {}, top_k {}, shared width {} of {})", E, Ek, Is, Im);
-  rp = RouterParams{.n_experts = E,
-                    .top_k = Ek,
-                    .n_group = c.n_group,
-                    .topk_group = c.topk_group,
-                    .sigmoid = c.scoring == RouterScoring::SIGMOID,
-                    .group_limited = c.topk_method != TopkMethod::GREEDY,
-                    .norm_topk = c.norm_topk_prob,
-                    .scaling = (float)c.routed_scaling_factor};
+  rp = router_params(c);
   Bmax = opt.max_batch;
   Rmax = std::max(Bmax, opt.prefill_chunk);
   max_blocks = (opt.max_tokens + opt.block_size - 1) / opt.block_size;

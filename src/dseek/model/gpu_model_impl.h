@@ -25,6 +25,7 @@
 #include "dseek/ops/cuda/gemm_lt.h"         // GemmLt, gemm_lt_*
 #include "dseek/ops/cuda/lm_head_ce.h"      // LmHeadCe
 #include "dseek/ops/cuda/moe_ffn.h"         // MoeFfnActs, MoeFfnWeights, MoeFfnWorkspace
+#include "dseek/model/moe.h"                // router_params
 #include "dseek/ops/cpu/moe_router.h"       // RouterParams
 
 namespace dseek {
@@ -179,16 +180,7 @@ struct GpuModel::Impl {
     cuda::gemm_lt_tn(gemm, dw, in, cuda::GemmOut::F32, dy_, lddy, x, ldx, out, in, n, 1.0f, st);
   }
 
-  RouterParams router_params() const {
-    return RouterParams{.n_experts = cfg.n_routed_experts,
-                        .top_k = cfg.num_experts_per_tok,
-                        .n_group = cfg.n_group,
-                        .topk_group = cfg.topk_group,
-                        .sigmoid = cfg.scoring == RouterScoring::SIGMOID,
-                        .group_limited = cfg.topk_method != TopkMethod::GREEDY,
-                        .norm_topk = cfg.norm_topk_prob,
-                        .scaling = (float)cfg.routed_scaling_factor};
-  }
+  RouterParams router_params() const { return dseek::router_params(cfg); }
   cuda::MoeFfnWeights moe_weights(const DevLayer& d) const {
     return cuda::MoeFfnWeights{W(d.w1), W(d.w2), W(d.sh_w1), W(d.sh_w2), E, C, d.Im, d.Is};
   }

@@ -17,12 +17,6 @@
 
 namespace dseek {
 
-namespace {
-
-constexpr int64_t kRowChunk = 256;  // rows per row-local task
-constexpr int64_t kWRows = 64;      // weight rows per weight-gradient task
-constexpr double kParFlops = 2e6;   // below this a whole FFN runs on the calling thread
-
 RouterParams router_params(const ModelConfig& c) {
   return RouterParams{.n_experts = c.n_routed_experts,
                       .top_k = c.num_experts_per_tok,
@@ -33,6 +27,12 @@ RouterParams router_params(const ModelConfig& c) {
                       .norm_topk = c.norm_topk_prob,
                       .scaling = (float)c.routed_scaling_factor};
 }
+
+namespace {
+
+constexpr int64_t kRowChunk = 256;  // rows per row-local task
+constexpr int64_t kWRows = 64;      // weight rows per weight-gradient task
+constexpr double kParFlops = 2e6;   // below this a whole FFN runs on the calling thread
 
 struct Mlp {  // gate, up [I, C]; down [C, I]
   const float *gate, *up, *down;

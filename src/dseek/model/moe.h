@@ -12,8 +12,13 @@
 
 #include "dseek/model/config.h"
 #include "dseek/model/weights.h"
+#include "dseek/ops/cpu/moe_router.h"  // RouterParams
 
 namespace dseek {
+
+// The router settings of a config (experts, top-k, groups, scoring, normalization, scaling):
+// the one mapping used by the CPU MoE, the GPU trainer and the GPU decoder.
+RouterParams router_params(const ModelConfig& c);
 
 struct FfnActs {            // one SwiGLU MLP over M rows
   std::vector<float> x;     // [M, C] input (gathered rows for an expert)
